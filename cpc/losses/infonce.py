@@ -1,0 +1,376 @@
+"""The prediction core: InfoNCE over prediction offsets, shared by every modality.
+
+The core sees latents ``z`` of shape ``(b, s, p, d)`` and predictions of shape
+``(b, s, p, k, d)`` made from the context at each position, where ``s`` is the prediction
+axis (time steps, or grid rows) and ``p`` the positions sharing it (1 for sequences, grid
+columns for images). The prediction ``pred[b, i, p, j]`` is a guess of ``z[b, i + k_j, p]``
+with ``k_j = k_min + j``. It does not know which modality it is looking at.
+
+Terms, in the names used throughout this module:
+
+- *pool*: every valid latent of the batch, flattened in ``(b, s, p)`` order. Padding
+  (steps at or past a sequence's length) is never in the pool, so it can never be a
+  positive, a negative or an anchor.
+- *anchor*: a valid position ``(b, i, p)`` with at least one valid target, i.e.
+  ``i + k_min < length[b]``. The pair (anchor, offset) is a loss term when
+  ``i + k < length[b]``.
+- *candidates*: the negatives an anchor's prediction is scored against.
+
+Negative modes (van den Oord et al. 2018; CPC_audio; CPC v2):
+
+- ``"batch"``: ``num_negatives`` latents drawn uniformly from the whole pool (CPC_audio's
+  default). Combine with a same-speaker batch sampler to get same-speaker negatives.
+- ``"sequence"``: drawn uniformly from the valid latents of the anchor's own sequence
+  (for grids: its own image, every row and column).
+- ``"all"``: every latent in the pool is a candidate (a full softmax over the batch, as
+  CPC v2 does for images); the positive is the one correct class among them.
+
+Positive exclusion: in the sampled modes one set of negatives is drawn per anchor and
+shared by all its offsets, so a draw equal to *any* of the anchor's own targets
+``z[b, i + k, p]`` (for every offset in range) is redrawn. Each term therefore scores its
+positive against exactly ``num_negatives`` other latents. (Draws are redrawn up to
+``max_redraws`` times; a draw that still collides, which needs a pool barely larger than
+the anchor's own targets, is masked out of the softmax instead.) In ``"all"`` mode the
+positive appears once, as the target class. The same latent at another position (a
+repeated frame of silence) is a legitimate negative: exclusion is by index, not by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cpc.losses.gather import gather_pool
+
+NegativeMode = Literal["batch", "sequence", "all"]
+ScoreStrategy = Literal["auto", "gather", "matmul"]
+NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "all")
+SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul")
+
+
+@dataclass
+class Layout:
+    """Where anchors, positives and candidates live in the flattened batch.
+
+    Shape:
+        pool: (m,) flat ``(b, s, p)`` indices of the valid latents.
+        anchors: (a,) flat indices of the anchors into ``(b, s, p)``.
+        targets: (a, k) pool index of each anchor's positive at each offset (0 where
+            the term is invalid; see ``valid``).
+        valid: (a, k) whether the term (anchor, offset) exists.
+        seq_start, seq_count: (a,) the pool range of the anchor's own sequence.
+    """
+
+    pool: Tensor
+    anchors: Tensor
+    targets: Tensor
+    valid: Tensor
+    seq_start: Tensor
+    seq_count: Tensor
+
+
+@dataclass
+class InfoNCEOutput:
+    """The result of the prediction core.
+
+    Shape:
+        loss: () mean over offsets of the per-offset mean loss.
+        loss_per_offset: (k,) mean InfoNCE loss of every offset.
+        accuracy: (k,) fraction of terms whose positive scores strictly above every
+            candidate negative, per offset.
+        count: (k,) number of loss terms per offset.
+    """
+
+    loss: Tensor
+    loss_per_offset: Tensor
+    accuracy: Tensor
+    count: Tensor
+
+
+def step_mask(lengths: Tensor | None, b: int, s: int, device: torch.device) -> Tensor:
+    """Boolean mask of valid steps.
+
+    Shape:
+        lengths: (b,) valid steps per sequence, or None (all valid).
+        returns: (b, s)
+    """
+    steps = torch.arange(s, device=device)
+    if lengths is None:
+        return torch.ones(b, s, dtype=torch.bool, device=device)
+    return steps[None, :] < lengths.to(device)[:, None]
+
+
+def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor) -> Layout:
+    """Index the anchors, their positives and their sequence's pool range.
+
+    Args:
+        lengths: (b,) valid steps along ``s`` per sequence, or None.
+        b, s, p: the latent grid.
+        offsets: (k,) the prediction offsets, increasing.
+
+    """
+    device = offsets.device
+    valid_bs = step_mask(lengths, b, s, device)  # (b, s)
+    valid_flat = valid_bs[:, :, None].expand(b, s, p).reshape(-1)  # (b s p)
+    pool = valid_flat.nonzero().squeeze(1)
+    pool_pos = torch.cumsum(valid_flat.long(), 0) - 1  # flat index -> pool index
+    seq_len = valid_bs.sum(1)  # (b,)
+
+    flat = torch.arange(b * s * p, device=device).view(b, s, p)
+    step = torch.arange(s, device=device)[None, :, None].expand(b, s, p)
+    seq = torch.arange(b, device=device)[:, None, None].expand(b, s, p)
+    is_anchor = step + offsets[0] < seq_len[:, None, None]  # (b, s, p)
+    anchors = flat[is_anchor]
+    a_step, a_seq = step[is_anchor], seq[is_anchor]
+
+    target_step = a_step[:, None] + offsets[None, :]  # (a, k)
+    valid = target_step < seq_len[a_seq][:, None]
+    target_flat = anchors[:, None] + offsets[None, :] * p
+    targets = torch.where(valid, pool_pos[target_flat.clamp(max=b * s * p - 1)], 0)
+
+    counts = seq_len * p
+    starts = torch.cumsum(counts, 0) - counts
+    return Layout(pool, anchors, targets, valid, starts[a_seq], counts[a_seq])
+
+
+def sample_candidates(
+    layout: Layout,
+    num_negatives: int,
+    mode: NegativeMode,
+    pool_size: int,
+    pool_offset: int = 0,
+    generator: torch.Generator | None = None,
+    max_redraws: int = 10,
+) -> Tensor:
+    """Draw ``num_negatives`` pool indices per anchor, excluding the anchor's positives.
+
+    Args:
+        layout: from :func:`build_layout`.
+        mode: ``"batch"`` (the whole pool) or ``"sequence"`` (the anchor's own sequence).
+        pool_size: size of the pool to draw from in ``"batch"`` mode (larger than the
+            local pool when candidates are gathered across processes).
+        pool_offset: where this process's pool starts in the gathered pool.
+
+    Returns:
+        (a, n) long tensor of pool indices; ``-1`` marks a draw that kept colliding with
+        a positive (only possible for tiny pools) and must be masked.
+
+    """
+    a = layout.anchors.numel()
+    device = layout.anchors.device
+    positives = torch.where(layout.valid, layout.targets + pool_offset, -1)  # (a, k)
+
+    def draw(rows: Tensor) -> Tensor:
+        u = torch.rand(rows.numel(), num_negatives, generator=generator, device=device)
+        if mode == "batch":
+            return (u * pool_size).long().clamp(max=pool_size - 1)
+        start = layout.seq_start[rows, None] + pool_offset
+        count = layout.seq_count[rows, None]
+        return start + (u * count).long().clamp(max=count - 1)
+
+    rows = torch.arange(a, device=device)
+    idx = draw(rows)
+    for _ in range(max_redraws):
+        # (a, n, k) comparison: the draws that hit one of the anchor's own targets.
+        hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
+        if not bool(hit.any()):
+            return idx
+        bad_rows = hit.any(1).nonzero().squeeze(1)
+        fresh = draw(bad_rows)
+        idx[bad_rows] = torch.where(hit[bad_rows], fresh, idx[bad_rows])
+    hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
+    return idx.masked_fill(hit, -1)
+
+
+class InfoNCE(nn.Module):
+    """InfoNCE over ``num_offsets`` prediction offsets ``k_min .. k_min + num_offsets - 1``.
+
+    For the term (anchor ``(b, i, p)``, offset ``k``) with prediction ``q`` and positive
+    ``z+ = z[b, i + k, p]``, the loss is the cross-entropy of picking ``z+`` among
+    ``{z+} ∪ negatives`` with logits ``q·z / temperature`` (van den Oord et al. 2018,
+    eq. 4). With all scores equal it is ``log(1 + N)``.
+
+    Args:
+        num_offsets: how many offsets ``K`` are predicted (CPC paper speech: 12;
+            CPC v2 images: up to 5 rows ahead).
+        k_min: the first offset. 1 for sequences; 2 for grids of 50%-overlapping patches,
+            whose next row shares pixels with the current one.
+        num_negatives: negatives per anchor in the sampled modes (CPC_audio: 128).
+        negatives: ``"batch"``, ``"sequence"`` or ``"all"`` (see the module docstring).
+        temperature: logits are divided by it (1.0 in the CPC paper).
+        gather_distributed: draw candidates from the latents of every process (needs an
+            initialised process group; without one this is a no-op).
+        strategy: how sampled negatives are scored. ``"gather"`` gathers the ``(a, n, d)``
+            negatives and scores every offset against them with one batched product;
+            ``"matmul"`` scores every prediction against the whole pool with one matrix
+            product and gathers the ``(a, k, n)`` scores. ``"auto"`` picks by cost.
+        max_redraws: redraw rounds for negatives that collide with a positive.
+
+    Shape:
+        pred: (b, s, p, k, d) predictions of ``z[:, i + k]`` made at every position.
+        z: (b, s, p, d) latents.
+        lengths: (b,) valid steps along ``s``, or None.
+
+    """
+
+    def __init__(
+        self,
+        num_offsets: int,
+        k_min: int = 1,
+        num_negatives: int = 128,
+        negatives: NegativeMode = "batch",
+        temperature: float = 1.0,
+        gather_distributed: bool = False,
+        strategy: ScoreStrategy = "auto",
+        max_redraws: int = 10,
+    ) -> None:
+        super().__init__()
+        if num_offsets < 1:
+            raise ValueError(f"num_offsets must be >= 1, got {num_offsets}")
+        if k_min < 1:
+            raise ValueError(f"k_min must be >= 1 (k=0 would predict the input), got {k_min}")
+        if negatives not in NEGATIVE_MODES:
+            raise ValueError(f"negatives must be one of {NEGATIVE_MODES}, got {negatives!r}")
+        if negatives != "all" and num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if strategy not in SCORE_STRATEGIES:
+            raise ValueError(f"strategy must be one of {SCORE_STRATEGIES}, got {strategy!r}")
+        self.num_offsets = num_offsets
+        self.k_min = k_min
+        self.num_negatives = num_negatives
+        self.negatives: NegativeMode = negatives
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+        self.strategy: ScoreStrategy = strategy
+        self.max_redraws = max_redraws
+
+    @property
+    def offsets(self) -> list[int]:
+        """The prediction offsets ``k``, in order."""
+        return list(range(self.k_min, self.k_min + self.num_offsets))
+
+    def extra_repr(self) -> str:
+        return (
+            f"offsets={self.k_min}..{self.k_min + self.num_offsets - 1}, "
+            f"negatives={self.negatives!r}, num_negatives={self.num_negatives}, "
+            f"temperature={self.temperature}"
+        )
+
+    def forward(
+        self,
+        pred: Tensor,
+        z: Tensor,
+        lengths: Tensor | None = None,
+        candidates: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> InfoNCEOutput:
+        """Score every (anchor, offset) term; see the class docstring for shapes.
+
+        Args:
+            candidates: (a, n) pool indices to use as negatives instead of drawing them
+                (for tests and reproducible evaluation); ignored in ``"all"`` mode.
+            generator: random generator for the draws.
+
+        """
+        b, s, p, d = z.shape
+        if pred.shape != (b, s, p, self.num_offsets, d):
+            raise ValueError(
+                f"pred must have shape (b, s, p, k, d) = {(b, s, p, self.num_offsets, d)}, "
+                f"got {tuple(pred.shape)}"
+            )
+        offsets = torch.tensor(self.offsets, device=z.device)
+        layout = build_layout(lengths, b, s, p, offsets)
+        if layout.anchors.numel() == 0:
+            longest = s if lengths is None else int(lengths.max())
+            raise ValueError(
+                f"no loss term: the longest sequence has {longest} steps, but predicting "
+                f"offset k_min={self.k_min} needs at least {self.k_min + 1}"
+            )
+        z_flat = z.reshape(b * s * p, d)
+        pool = z_flat[layout.pool]  # (m, d)
+        pool_all, pool_offset = pool, 0
+        if self.gather_distributed and self.negatives != "sequence":
+            pool_all, pool_offset = gather_pool(pool)
+        q = pred.reshape(b * s * p, self.num_offsets, d)[layout.anchors]  # (a, k, d)
+
+        if self.negatives == "all":
+            # key: a anchors, k offsets, d features, m pool -> (a, k, m) logits
+            logits = torch.einsum("akd,md->akm", q, pool_all) / self.temperature
+            target = layout.targets + pool_offset
+            return self._reduce(logits, target, layout.valid, None)
+
+        if candidates is None:
+            with torch.no_grad():
+                candidates = sample_candidates(
+                    layout,
+                    self.num_negatives,
+                    self.negatives,
+                    pool_all.shape[0],
+                    pool_offset,
+                    generator,
+                    self.max_redraws,
+                )
+        neg_scores = self._score_candidates(q, pool_all, candidates)  # (a, k, n)
+        positives = pool[layout.targets]  # (a, k, d)
+        pos_scores = (q * positives).sum(-1, keepdim=True)  # (a, k, 1)
+        logits = torch.cat([pos_scores, neg_scores], -1) / self.temperature
+        masked = (candidates < 0)[:, None, :].expand_as(neg_scores)
+        return self._reduce(logits, torch.zeros_like(layout.targets), layout.valid, masked)
+
+    def _score_candidates(self, q: Tensor, pool: Tensor, candidates: Tensor) -> Tensor:
+        """Scores of every offset's prediction against the anchor's candidates.
+
+        Shape:
+            q: (a, k, d); pool: (m, d); candidates: (a, n) -> (a, k, n)
+        """
+        a, k, d = q.shape
+        n, m = candidates.shape[1], pool.shape[0]
+        strategy = self.strategy
+        if strategy == "auto":
+            # Gathering moves a*n*d values and multiplies a*k*n*d; the full product
+            # multiplies a*k*m*d at a much better rate. Measured in benchmarks/.
+            strategy = "matmul" if m <= 2 * n else "gather"
+        safe = candidates.clamp(min=0)
+        if strategy == "matmul":
+            # key: (a k) predictions x m pool -> gather n per anchor
+            scores = (q.reshape(a * k, d) @ pool.T).view(a, k, m)
+            return scores.gather(2, safe[:, None, :].expand(a, k, n))
+        negatives = pool[safe]  # (a, n, d)
+        # key: a anchors, k offsets, n negatives: one batched product
+        return torch.bmm(q, negatives.transpose(1, 2))
+
+    def _reduce(
+        self, logits: Tensor, target: Tensor, valid: Tensor, masked: Tensor | None
+    ) -> InfoNCEOutput:
+        """Cross-entropy and accuracy per offset over the valid terms.
+
+        Shape:
+            logits: (a, k, c) candidate logits; target: (a, k) the positive's column;
+            valid: (a, k); masked: (a, k, c - 1) negatives to drop, or None.
+        """
+        if masked is not None:
+            pad = torch.zeros_like(masked[..., :1])
+            logits = logits.masked_fill(torch.cat([pad, masked], -1), float("-inf"))
+        a, k, c = logits.shape
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 -> fp32
+        terms = F.cross_entropy(
+            logits.reshape(a * k, c).to(dtype), target.reshape(-1), reduction="none"
+        ).view(a, k)
+        with torch.no_grad():
+            pos = logits.gather(2, target[..., None])  # (a, k, 1)
+            others = logits.scatter(2, target[..., None], float("-inf"))
+            correct = pos.squeeze(2) > others.amax(2)
+        vf = valid.to(terms.dtype)
+        count = vf.sum(0)  # (k,)
+        denom = count.clamp(min=1)
+        loss_per_offset = (terms * vf).sum(0) / denom
+        accuracy = (correct.to(terms.dtype) * vf).sum(0) / denom
+        has_terms = count > 0
+        loss = loss_per_offset[has_terms].mean()
+        return InfoNCEOutput(loss, loss_per_offset, accuracy, count)

@@ -1,0 +1,107 @@
+"""The CPC model: encoder -> context -> predictor, scored by the prediction core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from torch import Tensor, nn
+
+from cpc.losses.infonce import InfoNCE
+
+
+class Encoder(Protocol):
+    """What the model needs of an encoder (see :mod:`cpc.models.encoders`)."""
+
+    out_dim: int
+    downsampling: int
+
+    def __call__(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Input -> (z (b, s, p, d), lengths (b,) in steps or None)."""
+        ...
+
+
+@dataclass
+class CPCOutput:
+    """What :meth:`CPCModel.forward` returns.
+
+    Shape:
+        loss: (); loss_per_offset, accuracy: (k,) per prediction offset;
+        z: (b, s, p, d) latents; c: (b, s, p, h) context; lengths: (b,) steps or None.
+    """
+
+    loss: Tensor
+    loss_per_offset: Tensor
+    accuracy: Tensor
+    z: Tensor
+    c: Tensor
+    lengths: Tensor | None
+
+
+class CPCModel(nn.Module):
+    """Contrastive Predictive Coding from built parts.
+
+    Args:
+        encoder: input -> latents ``z`` (b, s, p, d) plus lengths in steps.
+        context: ``z`` -> ``c`` (b, s, p, h), causal along ``s``.
+        predictor: ``c`` -> (b, s, p, k, d) guesses of ``z[:, i + k]``.
+        loss: the prediction core (:class:`cpc.losses.InfoNCE`); its offsets must match
+            the predictor's.
+
+    """
+
+    def __init__(
+        self, encoder: nn.Module, context: nn.Module, predictor: nn.Module, loss: InfoNCE
+    ) -> None:
+        super().__init__()
+        predicted = getattr(predictor, "num_offsets", loss.num_offsets)
+        if predicted != loss.num_offsets:
+            raise ValueError(
+                f"predictor predicts {predicted} offsets, loss scores {loss.num_offsets}"
+            )
+        self.encoder = encoder
+        self.context = context
+        self.predictor = predictor
+        self.loss = loss
+
+    @property
+    def offsets(self) -> list[int]:
+        """Prediction offsets ``k`` scored by the loss."""
+        return self.loss.offsets
+
+    @property
+    def downsampling(self) -> int:
+        """Input samples (or pixel rows) per latent step."""
+        return int(self.encoder.downsampling)  # type: ignore[arg-type]
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> CPCOutput:
+        """Encode, summarise, predict and score.
+
+        Args:
+            x: a batch in the encoder's input layout ((b, t) audio, (b, t, c) signals,
+                (b, c, h, w) images), right-padded.
+            lengths: (b,) valid input samples, or None when nothing is padded.
+
+        """
+        z, steps = self.encoder(x, lengths)
+        c = self.context(z, steps)
+        out = self.loss(self.predictor(c), z, steps)
+        return CPCOutput(out.loss, out.loss_per_offset, out.accuracy, z, c, steps)
+
+    def features(
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        layer: Literal["context", "encoder"] = "context",
+    ) -> tuple[Tensor, Tensor | None]:
+        """Frozen features for downstream use.
+
+        Returns ``(features (b, s, p, d), lengths (b,) in steps or None)``; steps at or
+        past a sequence's length are padding and must be ignored.
+        """
+        if layer not in ("context", "encoder"):
+            raise ValueError(f"layer must be 'context' or 'encoder', got {layer!r}")
+        z, steps = self.encoder(x, lengths)
+        if layer == "encoder":
+            return z, steps
+        return self.context(z, steps), steps

@@ -1,0 +1,305 @@
+"""Encoders: raw input -> latents ``z`` of shape ``(b, s, p, d)`` plus valid lengths.
+
+Every encoder exposes ``out_dim`` (``d``) and ``downsampling`` (input samples, or pixels
+for grids, per step along ``s``), and ``output_lengths(lengths)`` carries valid lengths
+from the input to the latent steps with the convolution length formula. Convolutions
+are unpadded, so a valid latent only ever sees real input: padding at the end of a
+sequence cannot leak into any valid latent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torchaudio
+from einops import rearrange
+from torch import Tensor, nn
+
+Norm = Literal["layer", "batch", "none"]
+NORMS: tuple[str, ...] = ("layer", "batch", "none")
+
+
+class ChannelNorm(nn.Module):
+    """Layer norm over channels at every step (CPC_audio's channel-wise norm).
+
+    Shape:
+        x: (b, d, s) -> (b, d, s)
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+def norm_1d(kind: str, dim: int) -> nn.Module:
+    """A normalisation for ``(b, d, s)`` activations."""
+    if kind == "layer":
+        return ChannelNorm(dim)
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def conv_output_lengths(lengths: Tensor, kernels: Sequence[int], strides: Sequence[int]) -> Tensor:
+    """Valid output steps of a stack of unpadded convolutions.
+
+    ``floor((n - kernel) / stride) + 1`` per layer, floored at 0.
+    """
+    for kernel, stride in zip(kernels, strides, strict=True):
+        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        lengths = lengths.clamp(min=0)
+    return lengths
+
+
+class ConvEncoder(nn.Module):
+    """Strided 1-D convolutions over a (multichannel) stream.
+
+    Defaults are the CPC paper's speech encoder (van den Oord et al. 2018): kernels
+    10, 8, 4, 4, 4, strides 5, 4, 2, 2, 2, 512 channels, 160x downsampling (10 ms steps
+    at 16 kHz). The paper used batch norm; CPC_audio's channel-wise layer norm is the
+    default here because it does not mix padding or other examples into a latent.
+    Unlike CPC_audio the convolutions are unpadded (see the module docstring), so a
+    window of ``n`` samples gives ``(n - 465) // 160 + 1`` steps with the defaults.
+
+    Args:
+        in_channels: input channels (1 for a waveform; x, y, pressure, ... for pens).
+        channels: width of every layer, ``d``.
+        kernels, strides: one entry per layer.
+        norm: ``"layer"`` (per step, over channels), ``"batch"`` (the paper's; its
+            training statistics include padded steps and the other examples) or
+            ``"none"``. Norms over time (group/instance norm) are not offered: they
+            would let padding and future steps into every latent.
+
+    Shape:
+        x: (b, t) for ``in_channels == 1``, or (b, t, c).
+        lengths: (b,) valid samples, or None.
+        returns: z (b, s, 1, d) and lengths (b,) in steps (or None).
+
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: int = 512,
+        kernels: Sequence[int] = (10, 8, 4, 4, 4),
+        strides: Sequence[int] = (5, 4, 2, 2, 2),
+        norm: Norm = "layer",
+    ) -> None:
+        super().__init__()
+        if len(kernels) != len(strides) or not kernels:
+            raise ValueError(
+                f"kernels and strides need one entry per layer, got {kernels} and {strides}"
+            )
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.in_channels = in_channels
+        self.kernels = tuple(kernels)
+        self.strides = tuple(strides)
+        layers: list[nn.Module] = []
+        width = in_channels
+        for kernel, stride in zip(self.kernels, self.strides, strict=True):
+            layers += [nn.Conv1d(width, channels, kernel, stride), norm_1d(norm, channels)]
+            layers.append(nn.ReLU())
+            width = channels
+        self.layers = nn.Sequential(*layers)
+        self.out_dim = channels
+        self.downsampling = int(torch.tensor(self.strides).prod())
+        self.receptive_field = self._receptive_field()
+
+    def _receptive_field(self) -> int:
+        field, jump = 1, 1
+        for kernel, stride in zip(self.kernels, self.strides, strict=True):
+            field += (kernel - 1) * jump
+            jump *= stride
+        return field
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Valid latent steps for ``lengths`` valid input samples."""
+        return conv_output_lengths(lengths, self.kernels, self.strides)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if x.dim() == 2 and self.in_channels == 1:
+            x = x[:, :, None]
+        if x.dim() != 3 or x.shape[2] != self.in_channels:
+            raise ValueError(
+                f"expected input (b, t, {self.in_channels})"
+                + (" or (b, t)" if self.in_channels == 1 else "")
+                + f", got {tuple(x.shape)}"
+            )
+        if x.shape[1] < self.receptive_field:
+            raise ValueError(
+                f"input of {x.shape[1]} samples is shorter than the encoder's receptive "
+                f"field of {self.receptive_field} samples"
+            )
+        h = self.layers(rearrange(x, "b t c -> b c t"))
+        z = rearrange(h, "b d s -> b s 1 d")
+        return z, None if lengths is None else self.output_lengths(lengths)
+
+
+class SpectralEncoder(nn.Module):
+    """Log-mel or MFCC front-end (torchaudio) followed by 1-D convolutions.
+
+    An alternative to the raw-waveform encoder: frames of ``win`` samples every ``hop``
+    samples (25 ms / 10 ms at 16 kHz by default), computed without centring so frame
+    ``j`` covers samples ``[j * hop, j * hop + win)`` and never looks past the input.
+
+    Shape:
+        x: (b, t) waveform; lengths: (b,) valid samples or None.
+        returns: z (b, s, 1, d), lengths (b,) in steps (or None).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        kind: Literal["logmel", "mfcc"] = "logmel",
+        n_mels: int = 40,
+        n_mfcc: int = 13,
+        win: int = 400,
+        hop: int = 160,
+        channels: int = 256,
+        kernels: Sequence[int] = (3, 3),
+        strides: Sequence[int] = (1, 1),
+        norm: Norm = "layer",
+    ) -> None:
+        super().__init__()
+        mel_kwargs = {"n_fft": win, "win_length": win, "hop_length": hop, "center": False}
+        self.frontend: nn.Module
+        if kind == "logmel":
+            self.frontend = torchaudio.transforms.MelSpectrogram(
+                sample_rate, n_mels=n_mels, **mel_kwargs
+            )
+            features = n_mels
+        elif kind == "mfcc":
+            self.frontend = torchaudio.transforms.MFCC(
+                sample_rate, n_mfcc=n_mfcc, melkwargs={"n_mels": n_mels, **mel_kwargs}
+            )
+            features = n_mfcc
+        else:
+            raise ValueError(f"kind must be 'logmel' or 'mfcc', got {kind!r}")
+        self.kind = kind
+        self.win, self.hop = win, hop
+        self.convs = ConvEncoder(features, channels, kernels, strides, norm)
+        self.out_dim = channels
+        self.downsampling = hop * self.convs.downsampling
+        self.receptive_field = win + (self.convs.receptive_field - 1) * hop
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Valid latent steps for ``lengths`` valid input samples."""
+        frames = conv_output_lengths(lengths, [self.win], [self.hop])
+        return self.convs.output_lengths(frames)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if x.dim() != 2:
+            raise ValueError(f"expected a waveform (b, t), got {tuple(x.shape)}")
+        spec = self.frontend(x)  # (b, f, frames)
+        if self.kind == "logmel":
+            spec = torch.log(spec + 1e-6)
+        frames = rearrange(spec, "b f s -> b s f")
+        frame_lengths = None
+        if lengths is not None:
+            frame_lengths = conv_output_lengths(lengths, [self.win], [self.hop])
+        return self.convs(frames, frame_lengths)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block with group norm (no batch norm, as in CPC v2)."""
+
+    def __init__(self, channels: int, groups: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class PatchGridEncoder(nn.Module):
+    """Cut an image into a grid of (overlapping) patches and encode each one on its own.
+
+    CPC and CPC v2 use 64-pixel patches on a 32-pixel stride (a 7x7 grid on 256-pixel
+    crops) and a ResNet without batch norm; this is a smaller ResNet-style network with
+    group norm whose widths double at every stage (stride-2 convolutions between stages),
+    ending in global average pooling. Patches are folded into the batch, so no operation
+    mixes two patches: a patch latent has zero gradient from pixels outside it.
+
+    Args:
+        in_channels: image channels.
+        patch_size, patch_stride: in pixels; ``stride < size`` overlaps patches.
+        widths: channels of each stage.
+        blocks: residual blocks per stage.
+        out_dim: latent size ``d``.
+
+    Shape:
+        x: (b, c, h, w) -> z (b, rows, cols, d) with
+        ``rows = (h - patch_size) // patch_stride + 1`` (likewise cols), lengths None.
+
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch_size: int = 64,
+        patch_stride: int = 32,
+        widths: Sequence[int] = (64, 128, 256),
+        blocks: int = 1,
+        out_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        if not 0 < patch_stride <= patch_size:
+            raise ValueError(
+                f"need 0 < patch_stride <= patch_size, got {patch_stride} and {patch_size}"
+            )
+        self.in_channels = in_channels
+        self.patch_size = patch_size
+        self.patch_stride = patch_stride
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
+        for i, width in enumerate(widths):
+            if i > 0:
+                layers.append(nn.Conv2d(widths[i - 1], width, 3, stride=2, padding=1))
+            layers += [ResBlock(width, groups=min(8, width)) for _ in range(blocks)]
+        # No norm on the trunk itself (only inside residual branches): a norm over a
+        # patch's whole feature map would erase its brightness and contrast.
+        layers += [nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers.append(nn.Linear(widths[-1], out_dim))
+        self.net = nn.Sequential(*layers)
+        self.out_dim = out_dim
+        self.downsampling = patch_stride
+
+    def grid_size(self, h: int, w: int) -> tuple[int, int]:
+        """Rows and columns of the patch grid for an ``h x w`` image."""
+        return (
+            (h - self.patch_size) // self.patch_stride + 1,
+            (w - self.patch_size) // self.patch_stride + 1,
+        )
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Grid rows for ``lengths`` valid pixel rows."""
+        return conv_output_lengths(lengths, [self.patch_size], [self.patch_stride])
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected images (b, {self.in_channels}, h, w), got {tuple(x.shape)}")
+        rows, cols = self.grid_size(x.shape[2], x.shape[3])
+        if rows < 1 or cols < 1:
+            raise ValueError(
+                f"image {x.shape[2]}x{x.shape[3]} is smaller than one {self.patch_size}-pixel patch"
+            )
+        size, stride = self.patch_size, self.patch_stride
+        patches = x.unfold(2, size, stride).unfold(3, size, stride)  # (b, c, r, q, ph, pw)
+        patches = rearrange(patches, "b c r q h w -> (b r q) c h w")
+        z = self.net(patches)
+        z = rearrange(z, "(b r q) d -> b r q d", r=rows, q=cols)
+        return z, None if lengths is None else self.output_lengths(lengths)
