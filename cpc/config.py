@@ -1,0 +1,337 @@
+"""Typed run configuration: one small dataclass per concern, loaded from YAML.
+
+``load_config(path, overrides)`` reads a YAML file with the sections ``model``, ``data``,
+``optim`` and ``run`` and applies ``section.key=value`` overrides from the command line.
+An unknown key or a value of the wrong type or outside its allowed set is an error that
+names the key and what is allowed. The whole config is saved inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+if TYPE_CHECKING:
+    from cpc.models.cpc import CPCModel
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message names it."""
+
+
+@dataclass
+class ModelConfig:
+    """The model: which builder and its flat arguments (see :mod:`cpc.models.builders`)."""
+
+    modality: Literal["audio", "signal", "image"] = "audio"
+    """Which builder: ``cpc_audio``, ``cpc_signal`` or ``cpc_image``."""
+    frontend: Literal["waveform", "logmel", "mfcc"] = "waveform"
+    """Audio only: raw waveform convolutions or a spectral front-end."""
+    sample_rate: int = 16000
+    """Audio only: the model's rate; data at other rates is resampled to it."""
+    in_channels: int = 1
+    """Signals and images: input channels."""
+    channels: int = 512
+    """Width of the 1-D encoder (CPC paper: 512)."""
+    kernels: list[int] = field(default_factory=lambda: [10, 8, 4, 4, 4])
+    strides: list[int] = field(default_factory=lambda: [5, 4, 2, 2, 2])
+    norm: Literal["layer", "batch", "none"] = "layer"
+    context: Literal["gru", "lstm", "transformer", "conv", "masked_conv"] = "gru"
+    context_dim: int = 256
+    context_layers: int = 1
+    k_min: int | None = None
+    """First prediction offset; None: 1 for sequences, 2 for overlapping patches."""
+    num_offsets: int = 12
+    num_negatives: int = 128
+    negatives: Literal["batch", "sequence", "all"] = "batch"
+    temperature: float = 1.0
+    predictor: Literal["linear", "mlp"] = "linear"
+    gather_distributed: bool = False
+    """Draw negatives from every process's batch under torchrun."""
+    patch_size: int = 64
+    """Images only: patch size and stride in pixels (CPC v2: 64 on a stride of 32)."""
+    patch_stride: int = 32
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256])
+    blocks: int = 1
+    dim: int = 256
+    """Images only: latent size of a patch."""
+
+    def __post_init__(self) -> None:
+        if len(self.kernels) != len(self.strides):
+            raise ConfigError(
+                f"model.kernels {self.kernels} and model.strides {self.strides} "
+                "need one entry per layer"
+            )
+        if self.k_min is not None and self.k_min < 1:
+            raise ConfigError(f"model.k_min must be >= 1, got {self.k_min}")
+
+
+@dataclass
+class DataConfig:
+    """Where the training data comes from and how batches are cut."""
+
+    kind: Literal["audio", "signal", "image"] = "audio"
+    train: str = ""
+    """Audio/signals: a folder (searched recursively) or a CSV/TSV manifest with a
+    ``path`` column. Images: an image folder, or ``idx:DIR`` for MNIST-style IDX files
+    (``idx:/usr/share/datasets/fashion-mnist``), or ``textures`` for synthetic ones."""
+    val: str = ""
+    """Same forms as ``train``; empty: hold out ``val_fraction`` of the training files."""
+    val_fraction: float = 0.0
+    window: int = 20480
+    """Training window in input samples (CPC paper: 20480 = 1.28 s at 16 kHz)."""
+    short_clips: Literal["pad", "skip"] = "pad"
+    """Clips shorter than the window: zero-padded and masked, or skipped (reported)."""
+    batch_size: int = 8
+    group_by: Literal["none", "speaker"] = "none"
+    """``speaker``: batches from few speakers/writers (same-group negatives)."""
+    groups_per_batch: int = 1
+    num_workers: int = 0
+    strict: bool = False
+    """Raise on the first bad file instead of reporting and skipping it."""
+    channels: list[str] | None = None
+    """Signals: channel names to keep (None: those of the first file)."""
+    normalize: Literal["file", "dataset", "none"] = "file"
+    """Signals: per-channel z-score per file or over the training set."""
+    rate: float | None = None
+    """Signals: resample to this rate (Hz) using the file's time stamps."""
+    image_size: int = 256
+    """Images: crop size (CPC v2: 256, giving a 7x7 grid of 64-pixel patches)."""
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a linear warm-up and a cosine decay, as a function of the step."""
+
+    lr: float = 2e-4
+    """Peak learning rate (CPC paper: Adam at 2e-4)."""
+    min_lr: float = 1e-5
+    weight_decay: float = 0.01
+    """Applied to matrices and convolution kernels only, never to biases or norms."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 1000
+    max_steps: int = 100_000
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: off)."""
+    accumulate: int = 1
+    """Micro-batches per optimiser step."""
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ConfigError(f"optim.max_steps must be >= 1, got {self.max_steps}")
+        if self.accumulate < 1:
+            raise ConfigError(f"optim.accumulate must be >= 1, got {self.accumulate}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class RunConfig:
+    """Where results go and how the run behaves."""
+
+    out_dir: str = "runs/cpc"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Mixed precision: bf16 on CPUs that support it, bf16/fp16 on CUDA."""
+    compile: bool = False
+    """torch.compile the model (no gain measured on CPU for conv+GRU models)."""
+    log_every: int = 10
+    val_every: int = 500
+    val_batches: int = 20
+    ckpt_every: int = 500
+    keep_last: int = 3
+    max_time: float = 0.0
+    """Stop after this many seconds of training (0: no limit), with a checkpoint."""
+    tensorboard: bool = False
+    progress: bool = True
+    resume: bool = True
+    """Resume automatically from the newest checkpoint in ``out_dir``."""
+
+
+@dataclass
+class Config:
+    """A whole run: model, data, optimisation and run settings."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.modality != self.data.kind:
+            raise ConfigError(
+                f"model.modality={self.model.modality!r} does not match "
+                f"data.kind={self.data.kind!r}"
+            )
+        channels = self.data.channels
+        if self.model.modality == "signal" and channels and len(channels) != self.model.in_channels:
+            raise ConfigError(
+                f"model.in_channels={self.model.in_channels} but data.channels lists "
+                f"{len(channels)}: {channels}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build and validate from a nested dict; unknown keys are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ConfigError(
+                f"unknown config section(s) {sorted(unknown)}; allowed: {sorted(sections)}"
+            )
+        built = {}
+        for name in sections:
+            section_type = typing.get_type_hints(cls)[name]
+            built[name] = _build_section(name, section_type, data.get(name) or {})
+        return cls(**built)
+
+
+def _build_section(name: str, kind: type, values: dict[str, Any]) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"section '{name}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(kind)
+    fields = {f.name for f in dataclasses.fields(kind)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key '{name}.{key}'; allowed keys: {sorted(fields)}")
+        values[key] = _check(f"{name}.{key}", hints[key], value)
+    try:
+        return kind(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"section '{name}': {err}") from err
+
+
+def _check(key: str, hint: Any, value: Any) -> Any:
+    """Check (and gently coerce) ``value`` against the type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check(key, arg, value)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError("; ".join(errors))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}={value!r} is not allowed; allowed values: {list(args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_check(f"{key}[{i}]", args[0], v) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``[1, 2]``, ``true``)."""
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        path, raw = item.split("=", 1)
+        section, key = path.split(".", 1)
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"override {item!r}: '{section}' is not a section")
+        data[section][key] = yaml.safe_load(raw) if raw != "" else ""
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from the defaults) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return Config.from_dict(apply_overrides(data, list(overrides or [])))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def build_model(model: ModelConfig) -> CPCModel:
+    """The :class:`CPCModel` a model config describes, through the flat builders."""
+    from cpc.models.builders import cpc_audio, cpc_image, cpc_signal
+
+    common: dict[str, Any] = {
+        "context": model.context,
+        "context_dim": model.context_dim,
+        "context_layers": model.context_layers,
+        "num_offsets": model.num_offsets,
+        "num_negatives": model.num_negatives,
+        "negatives": model.negatives,
+        "temperature": model.temperature,
+        "predictor": model.predictor,
+        "gather_distributed": model.gather_distributed,
+    }
+    if model.modality == "image":
+        return cpc_image(
+            model.in_channels,
+            patch_size=model.patch_size,
+            patch_stride=model.patch_stride,
+            widths=model.widths,
+            blocks=model.blocks,
+            dim=model.dim,
+            k_min=model.k_min,
+            **common,
+        )
+    common["k_min"] = model.k_min or 1
+    conv: dict[str, Any] = {
+        "channels": model.channels,
+        "kernels": model.kernels,
+        "strides": model.strides,
+    }
+    if model.modality == "signal":
+        return cpc_signal(model.in_channels, norm=model.norm, **conv, **common)
+    return cpc_audio(
+        frontend=model.frontend, sample_rate=model.sample_rate, norm=model.norm, **conv, **common
+    )

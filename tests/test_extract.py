@@ -1,0 +1,57 @@
+"""Chunked extraction equals whole-file features."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import cpc
+from cpc.data.audio import AudioFileDataset
+from cpc.extract import extract_dataset, extract_sequence
+
+
+def tiny(context: str, frontend: str = "waveform") -> cpc.CPCModel:
+    kernels, strides = ((10, 8, 4), (5, 4, 2)) if frontend == "waveform" else ((3,), (1,))
+    model = cpc.cpc_audio(
+        frontend=frontend,
+        channels=16,
+        kernels=kernels,
+        strides=strides,
+        context=context,
+        context_dim=12,
+        num_offsets=2,
+    )
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("context", ["gru", "lstm", "transformer", "conv"])
+@pytest.mark.parametrize("chunk", [1, 7, 50])
+@pytest.mark.parametrize("frontend", ["waveform", "logmel"])
+def test_chunks_equal_whole_file(context, chunk, frontend):
+    torch.manual_seed(0)
+    model = tiny(context, frontend)
+    wave = torch.randn(9000, dtype=torch.float64)
+    whole, _ = model.features(wave[None], layer="context")
+    for layer, ref in [
+        ("context", whole[0, :, 0]),
+        ("encoder", model.encoder(wave[None])[0][0, :, 0]),
+    ]:
+        got = extract_sequence(model, wave, layer, chunk_steps=chunk)
+        assert got.shape == ref.shape
+        torch.testing.assert_close(got, ref)
+
+
+def test_too_short_is_named():
+    with pytest.raises(ValueError, match="receptive field"):
+        extract_sequence(tiny("gru"), torch.randn(100, dtype=torch.float64))
+
+
+def test_extract_dataset_writes_index(tmp_path):
+    for i, n in enumerate([4000, 7000]):
+        sf.write(tmp_path / f"a{i}.wav", np.random.default_rng(i).standard_normal(n) * 0.1, 16000)
+    model = tiny("gru").float()
+    index = extract_dataset(model, AudioFileDataset(tmp_path), tmp_path / "out", chunk_steps=5)
+    lines = index.read_text().splitlines()
+    assert lines[0] == "path,features,steps,dim" and len(lines) == 3
+    feats = np.load(tmp_path / "out" / lines[1].split(",")[1])
+    assert feats.shape[1] == 12 and feats.shape[0] == int(lines[1].split(",")[2])
