@@ -52,6 +52,7 @@ def extract_sequence(
 
     Shape:
         returns: (s, d) with ``s = (t - R) // D + 1``.
+
     """
     downsampling, field = _geometry(model)
     t = x.shape[0]
@@ -63,13 +64,14 @@ def extract_sequence(
     chunk = steps if chunk_steps is None else max(1, chunk_steps)
     parts: list[Tensor] = []
     state: Any = None
-    recurrent = isinstance(model.context, RecurrentContext)
+    context = model.context
+    recurrent = isinstance(context, RecurrentContext)
     for first in range(0, steps, chunk):
         last = min(first + chunk, steps)  # latents [first, last)
         piece = x[first * downsampling : (last - 1) * downsampling + field][None]
         z, _ = model.encoder(piece)  # (1, last - first, 1, d)
-        if layer == "context" and recurrent:
-            c, state = model.context.forward_chunk(z, state)
+        if layer == "context" and isinstance(context, RecurrentContext):
+            c, state = context.forward_chunk(z, state)
             parts.append(c[0, :, 0])
         else:
             parts.append(z[0, :, 0])
