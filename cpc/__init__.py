@@ -17,6 +17,18 @@ from cpc.models import (
 
 __version__ = "0.1.0"
 
+
+def load(path: str) -> CPCModel:
+    """A ready model (eval mode) from a run dir, checkpoint dir or weights file.
+
+    The config saved with the weights rebuilds the model; nothing in the file is
+    executed (weights are safetensors, metadata JSON).
+    """
+    from cpc.train.checkpoint import load_model
+
+    return load_model(path)
+
+
 __all__ = [
     "CPCModel",
     "InfoNCE",
@@ -26,4 +38,5 @@ __all__ = [
     "cpc_image",
     "cpc_image_small",
     "cpc_signal",
+    "load",
 ]

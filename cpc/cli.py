@@ -1,13 +1,121 @@
-"""The ``cpc`` command line."""
+"""The ``cpc`` command line: ``pretrain``, ``extract``, ``info``, ``data``, ``demo``.
+
+Every sub-command is a thin shell over the Python API; errors about the user's input
+(a bad config key, a missing file, an empty data set) are printed as one line naming
+what is wrong, without a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from cpc.config import load_config
+    from cpc.train.trainer import train
+
+    config = load_config(args.config, args.overrides)
+    result = train(config)
+    print(json.dumps(result.summary, indent=2, default=str))
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from cpc.data.audio import AudioFileDataset
+    from cpc.data.signals import SignalFileDataset
+    from cpc.extract import extract_dataset
+    from cpc.train.checkpoint import load_meta, load_model
+
+    model = load_model(args.checkpoint).to(args.device)
+    config = load_meta(args.checkpoint)["config"]
+    data, model_cfg = config["data"], config["model"]
+    dataset: AudioFileDataset | SignalFileDataset
+    if model_cfg["modality"] == "audio":
+        rate = model_cfg["sample_rate"]
+        dataset = AudioFileDataset(
+            args.input, rate, min_samples=model.encoder.receptive_field, strict=args.strict
+        )
+        step_seconds: float | None = model.downsampling / rate
+    elif model_cfg["modality"] == "signal":
+        dataset = SignalFileDataset(
+            args.input,
+            channels=data["channels"],
+            normalize="file" if data["normalize"] == "dataset" else data["normalize"],
+            rate=data["rate"],
+            min_length=model.encoder.receptive_field,
+            strict=args.strict,
+        )
+        step_seconds = model.downsampling / data["rate"] if data["rate"] else None
+    else:
+        raise SystemExit(
+            "cpc extract handles audio and signal models; for image grids use "
+            "model.features(images) from Python"
+        )
+    chunk = None if args.chunk_steps <= 0 else args.chunk_steps
+    index = extract_dataset(model, dataset, args.output, args.layer, chunk, step_seconds)
+    print(f"features of {len(dataset)} files written; index: {index}")
+    if dataset.report.skipped:
+        print(dataset.report.summary())
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from cpc.train.checkpoint import load_meta, load_model
+
+    meta = load_meta(args.checkpoint)
+    model = load_model(args.checkpoint)
+    params = sum(p.numel() for p in model.parameters())
+    config = meta.get("config", {})
+    print(f"checkpoint: {meta.get('path', args.checkpoint)}")
+    print(f"step: {meta.get('step')}   cpc version: {meta.get('version')}")
+    print(f"model: {config.get('model', {}).get('modality')}  parameters: {params:,}")
+    print(f"offsets: {model.offsets}   downsampling: {model.downsampling}")
+    print(f"encoder out_dim: {model.encoder.out_dim}   context out_dim: {model.context.out_dim}")
+    if args.json:
+        print(json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+def _data_espeak(args: argparse.Namespace) -> int:
+    from cpc.data.corpora.espeak import build_espeak_corpus
+
+    info = build_espeak_corpus(
+        args.out,
+        minutes=args.minutes,
+        num_speakers=args.speakers,
+        seed=args.seed,
+        languages=tuple(args.languages),
+        overwrite=args.overwrite,
+    )
+    print(
+        f"{info.num_utterances} utterances, {info.total_seconds / 60:.1f} min, "
+        f"{len(info.speakers)} speakers, {len(info.phones)} phones in {info.build_seconds:.1f} s"
+        f"\nmanifest: {Path(info.root) / 'manifest.csv'}"
+    )
+    return 0
+
+
+def _data_pen(args: argparse.Namespace) -> int:
+    from cpc.data.corpora.pen import generate_pen_corpus
+
+    manifest = generate_pen_corpus(
+        args.out,
+        num_writers=args.writers,
+        samples_per_writer=args.samples,
+        seed=args.seed,
+        fmt=args.format,
+        forgeries_per_writer=args.forgeries,
+    )
+    print(f"pen corpus written; manifest: {manifest}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -39,19 +147,74 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="cpc", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cpc", description="Contrastive Predictive Coding for speech, signals and images."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small model on synthetic streams for a minute")
-    demo.add_argument("--seconds", type=float, default=60.0)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+
+    p = sub.add_parser("pretrain", help="pretrain a model from a YAML config")
+    p.add_argument("config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    p.set_defaults(func=_pretrain)
+
+    p = sub.add_parser("extract", help="write features of every file of a folder or manifest")
+    p.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or weights file")
+    p.add_argument("--input", required=True, help="folder (recursive) or CSV/TSV manifest")
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--layer", choices=["context", "encoder"], default="context")
+    p.add_argument(
+        "--chunk-steps",
+        type=int,
+        default=1000,
+        help="latent steps per chunk (result equals whole-file features; 0: whole files)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad file")
+    p.set_defaults(func=_extract)
+
+    p = sub.add_parser("info", help="describe a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true", help="also print the metadata as JSON")
+    p.set_defaults(func=_info)
+
+    data = sub.add_parser("data", help="build a built-in data set").add_subparsers(
+        dest="corpus", required=True
+    )
+    p = data.add_parser("espeak", help="synthetic multi-speaker speech with phone labels")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--minutes", type=float, default=1.0)
+    p.add_argument("--speakers", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--languages", nargs="+", default=["en"])
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_data_espeak)
+    p = data.add_parser("pen", help="synthetic pen trajectories (sigma-lognormal writers)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--writers", type=int, default=10)
+    p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--forgeries", type=int, default=0)
+    p.add_argument("--format", choices=["npy", "svc"], default="npy")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_data_pen)
+
+    p = sub.add_parser("demo", help="train a small model on synthetic streams for a minute")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpc`` command."""
+    from cpc.config import ConfigError
+    from cpc.data.errors import DataError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ConfigError, DataError, FileNotFoundError, FileExistsError) as err:
+        print(f"cpc {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

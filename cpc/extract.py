@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +24,14 @@ from cpc.models.context import RecurrentContext
 from cpc.models.cpc import CPCModel
 
 Layer = Literal["context", "encoder"]
+
+
+class FileItems(Protocol):
+    """A data set of whole files: ``len()`` and items with ``x`` and ``path``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
 def _geometry(model: CPCModel) -> tuple[int, int]:
@@ -83,7 +90,7 @@ def extract_sequence(
 
 def extract_dataset(
     model: CPCModel,
-    dataset: Iterable[dict[str, Any]],
+    dataset: FileItems,
     out_dir: str | Path,
     layer: Layer = "context",
     chunk_steps: int | None = 1000,
@@ -100,7 +107,8 @@ def extract_dataset(
     out.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     rows = []
-    for n, item in enumerate(dataset):
+    for n in range(len(dataset)):
+        item = dataset[n]
         feats = extract_sequence(model, item["x"].to(device), layer, chunk_steps)
         name = f"{n:06d}_{Path(item['path']).stem}.npy"
         np.save(out / name, feats.float().cpu().numpy())
