@@ -1,0 +1,63 @@
+"""Evaluation: probes on frozen features, honest baselines, reports and figures.
+
+- :mod:`cpc.eval.probes`: linear and kNN probes, frame alignment, pooling, data splits,
+  verification EER.
+- :mod:`cpc.eval.baselines`: MFCC, log-mel, raw-pixel and signal-statistics features.
+- :mod:`cpc.eval.report`: JSON and Markdown result tables with provenance.
+- :mod:`cpc.eval.plots`: training curves, accuracy by offset, confusion, projections.
+"""
+
+from cpc.eval.baselines import (
+    logmel_features,
+    mfcc_features,
+    num_frames,
+    raw_pixel_features,
+    signal_statistics,
+)
+from cpc.eval.plots import (
+    plot_accuracy_vs_offset,
+    plot_confusion,
+    plot_projection,
+    plot_training_curves,
+)
+from cpc.eval.probes import (
+    EERResult,
+    FeatureExtractor,
+    ProbeResult,
+    equal_error_rate,
+    extract,
+    frames_from_sequences,
+    knn_probe,
+    linear_probe,
+    pool_sequences,
+    split_by_group,
+    split_within_groups,
+    verification_eer,
+)
+from cpc.eval.report import collect_provenance, write_report
+
+__all__ = [
+    "EERResult",
+    "FeatureExtractor",
+    "ProbeResult",
+    "collect_provenance",
+    "equal_error_rate",
+    "extract",
+    "frames_from_sequences",
+    "knn_probe",
+    "linear_probe",
+    "logmel_features",
+    "mfcc_features",
+    "num_frames",
+    "plot_accuracy_vs_offset",
+    "plot_confusion",
+    "plot_projection",
+    "plot_training_curves",
+    "pool_sequences",
+    "raw_pixel_features",
+    "signal_statistics",
+    "split_by_group",
+    "split_within_groups",
+    "verification_eer",
+    "write_report",
+]
