@@ -1,7 +1,8 @@
 """Evaluation: probes on frozen features, honest baselines, reports and figures.
 
-- :mod:`cpc.eval.probes`: linear and kNN probes, frame alignment, pooling, data splits,
-  verification EER.
+- :mod:`cpc.eval.probes`: linear and kNN probes, frame alignment, pooling.
+- :mod:`cpc.eval.splits`: train/test splits by speaker or writer.
+- :mod:`cpc.eval.verification`: writer verification and its equal error rate.
 - :mod:`cpc.eval.baselines`: MFCC, log-mel, raw-pixel and signal-statistics features.
 - :mod:`cpc.eval.report`: JSON and Markdown result tables with provenance.
 - :mod:`cpc.eval.plots`: training curves, accuracy by offset, confusion, projections.
@@ -21,20 +22,17 @@ from cpc.eval.plots import (
     plot_training_curves,
 )
 from cpc.eval.probes import (
-    EERResult,
     FeatureExtractor,
     ProbeResult,
-    equal_error_rate,
     extract,
     frames_from_sequences,
     knn_probe,
     linear_probe,
     pool_sequences,
-    split_by_group,
-    split_within_groups,
-    verification_eer,
 )
 from cpc.eval.report import collect_provenance, write_report
+from cpc.eval.splits import split_by_group, split_within_groups
+from cpc.eval.verification import EERResult, equal_error_rate, verification_eer
 
 __all__ = [
     "EERResult",

@@ -5,16 +5,14 @@ import pytest
 import torch
 
 from cpc.eval.probes import (
-    equal_error_rate,
     extract,
     frames_from_sequences,
     knn_probe,
     linear_probe,
     pool_sequences,
-    split_by_group,
-    split_within_groups,
-    verification_eer,
 )
+from cpc.eval.splits import split_by_group, split_within_groups
+from cpc.eval.verification import equal_error_rate, verification_eer
 
 
 @pytest.fixture(autouse=True)
