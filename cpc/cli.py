@@ -19,9 +19,12 @@ import torch
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    import logging
+
     from cpc.config import load_config
     from cpc.train.trainer import train
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(args.config, args.overrides)
     result = train(config)
     print(json.dumps(result.summary, indent=2, default=str))
@@ -30,35 +33,41 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _extract(args: argparse.Namespace) -> int:
     from cpc.data.audio import AudioFileDataset
-    from cpc.data.signals import SignalFileDataset
+    from cpc.data.signals import ChannelStats, SignalFileDataset
     from cpc.extract import extract_dataset
-    from cpc.train.checkpoint import load_meta, load_model
+    from cpc.train.checkpoint import load_model, read_meta
 
     model = load_model(args.checkpoint).to(args.device)
-    config = load_meta(args.checkpoint)["config"]
-    data, model_cfg = config["data"], config["model"]
+    meta = read_meta(args.checkpoint)
+    modality, info = meta["config"]["model"]["modality"], meta.get("data", {})
+    min_length = model.receptive_field
     dataset: AudioFileDataset | SignalFileDataset
-    if model_cfg["modality"] == "audio":
-        rate = model_cfg["sample_rate"]
-        dataset = AudioFileDataset(
-            args.input, rate, min_samples=model.encoder.receptive_field, strict=args.strict
-        )
+    if modality == "audio":
+        rate = meta["config"]["model"]["sample_rate"]
+        dataset = AudioFileDataset(args.input, rate, min_samples=min_length, strict=args.strict)
         step_seconds: float | None = model.downsampling / rate
-    elif model_cfg["modality"] == "signal":
+    elif modality == "signal":
+        # The training set's channels and normalisation (its statistics when it used
+        # dataset-wide ones) are saved in the checkpoint and reused here.
+        normalize = info.get("normalize", "file")
+        if normalize == "dataset":
+            normalize = ChannelStats.from_dict(info["stats"])
         dataset = SignalFileDataset(
             args.input,
-            channels=data["channels"],
-            normalize="file" if data["normalize"] == "dataset" else data["normalize"],
-            rate=data["rate"],
-            min_length=model.encoder.receptive_field,
+            channels=info.get("channels"),
+            normalize=normalize,
+            rate=info.get("rate"),
+            min_length=min_length,
             strict=args.strict,
         )
-        step_seconds = model.downsampling / data["rate"] if data["rate"] else None
+        step_seconds = model.downsampling / info["rate"] if info.get("rate") else None
     else:
-        raise SystemExit(
-            "cpc extract handles audio and signal models; for image grids use "
-            "model.features(images) from Python"
+        print(
+            "cpc extract: error: image-grid models take images, not files of samples; "
+            "use model.features(images) from Python",
+            file=sys.stderr,
         )
+        return 2
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
     index = extract_dataset(model, dataset, args.output, args.layer, chunk, step_seconds)
     print(f"features of {len(dataset)} files written; index: {index}")
@@ -68,14 +77,14 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from cpc.train.checkpoint import load_meta, load_model
+    from cpc.train.checkpoint import load_model, read_meta
 
-    meta = load_meta(args.checkpoint)
+    meta = read_meta(args.checkpoint)
     model = load_model(args.checkpoint)
     params = sum(p.numel() for p in model.parameters())
     config = meta.get("config", {})
     print(f"checkpoint: {meta.get('path', args.checkpoint)}")
-    print(f"step: {meta.get('step')}   cpc version: {meta.get('version')}")
+    print(f"step: {meta.get('step')}   cpc version: {meta.get('cpc_version')}")
     print(f"model: {config.get('model', {}).get('modality')}  parameters: {params:,}")
     print(f"offsets: {model.offsets}   downsampling: {model.downsampling}")
     print(f"encoder out_dim: {model.encoder.out_dim}   context out_dim: {model.context.out_dim}")
@@ -208,11 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpc`` command."""
     from cpc.config import ConfigError
     from cpc.data.errors import DataError
+    from cpc.train.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, DataError, FileNotFoundError, FileExistsError) as err:
+    except (ConfigError, DataError, CheckpointError, FileNotFoundError, FileExistsError) as err:
         print(f"cpc {args.command}: error: {err}", file=sys.stderr)
         return 2
 

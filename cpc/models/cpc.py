@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from cpc.losses.infonce import InfoNCE
@@ -74,18 +75,31 @@ class CPCModel(nn.Module):
         """Input samples (or pixel rows) per latent step."""
         return int(self.encoder.downsampling)  # type: ignore[arg-type]
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> CPCOutput:
+    @property
+    def receptive_field(self) -> int:
+        """Input samples the first latent needs (1-D encoders; 0 when not defined)."""
+        return int(getattr(self.encoder, "receptive_field", 0))
+
+    def forward(
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> CPCOutput:
         """Encode, summarise, predict and score.
 
         Args:
             x: a batch in the encoder's input layout ((b, t) audio, (b, t, c) signals,
                 (b, c, h, w) images), right-padded.
             lengths: (b,) valid input samples, or None when nothing is padded.
+            generator: random generator for the loss's negative draws (None: torch's
+                global one); the trainer seeds one per step so a resumed or
+                distributed run draws the same negatives.
 
         """
         z, steps = self.encoder(x, lengths)
         c = self.context(z, steps)
-        out = self.loss(self.predictor(c), z, steps)
+        out = self.loss(self.predictor(c), z, steps, generator=generator)
         return CPCOutput(out.loss, out.loss_per_offset, out.accuracy, z, c, steps)
 
     def features(

@@ -1,0 +1,389 @@
+"""Checkpoints that survive a kill at any moment and never execute code when loaded.
+
+A checkpoint is a directory ``out_dir/checkpoints/step_{step:08d}/`` holding:
+
+- ``model.safetensors``: the weights (safetensors: tensors only, no code);
+- ``train_state.pt``: optimiser and gradient-scaler state and the RNG states of every
+  process, all plain tensors and numbers, read only with ``torch.load(weights_only=True)``,
+  which refuses any pickled object (a crafted file fails with :class:`CheckpointError`);
+- ``meta.json``: step, epoch, position in the epoch, the full config, the package and
+  torch versions, the time, and data facts needed to use the model (signal channels and
+  normalisation statistics).
+
+Writing is atomic: everything goes into a hidden temporary directory, each file is
+flushed to disk, and the directory is renamed into place with ``os.replace``. A kill
+leaves at worst a ``.tmp-*`` directory, which :func:`latest_checkpoint` ignores and the
+next save removes. Old checkpoints beyond ``keep_last`` are renamed away before being
+deleted, so a half-deleted directory is never mistaken for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+
+import cpc
+from cpc.config import Config, ConfigError, build_model
+from cpc.models.cpc import CPCModel
+
+WEIGHTS = "model.safetensors"
+TRAIN_STATE = "train_state.pt"
+META = "meta.json"
+FORMAT_VERSION = 1
+_STEP_DIR = re.compile(r"^step_(\d{8,})$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be found, read or applied; the message names the file."""
+
+
+@dataclass
+class TrainState:
+    """Where training stands: what a resumed run needs besides weights and optimiser.
+
+    Attributes:
+        step: Optimiser steps taken.
+        epoch: Current epoch of the data.
+        batch_in_epoch: Micro-batches of this epoch already consumed, per process.
+
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` read.
+
+    Attributes:
+        path: The checkpoint directory.
+        state: Step, epoch and position.
+        meta: The contents of ``meta.json``.
+        rng: RNG states of every process that saved one (rank order), may be empty.
+
+    """
+
+    path: Path
+    state: TrainState
+    meta: dict[str, Any]
+    rng: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- RNG states as tensors (so weights_only loading accepts them) -------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of torch (CPU and current CUDA device), numpy and ``random``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)  # noqa: NPY002 (global)
+    version, words, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "numpy_meta": [str(kind), int(pos), int(has_gauss), float(gauss)],
+        "python": torch.tensor(words, dtype=torch.int64),
+        "python_meta": [int(version), py_gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"].cpu())
+    kind, pos, has_gauss, gauss = state["numpy_meta"]
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    np.random.set_state((kind, keys, int(pos), int(has_gauss), float(gauss)))  # noqa: NPY002
+    version, py_gauss = state["python_meta"]
+    random.setstate((int(version), tuple(int(w) for w in state["python"].tolist()), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+# --- finding checkpoints --------------------------------------------------------------
+
+
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    """The folder of a run's checkpoints."""
+    return Path(out_dir) / "checkpoints"
+
+
+def _is_complete(path: Path) -> bool:
+    return all((path / name).is_file() for name in (WEIGHTS, TRAIN_STATE, META))
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first; temporary leftovers are ignored."""
+    root = checkpoint_dir(out_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and path.is_dir() and _is_complete(path):
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run directory, or None."""
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+# --- saving -------------------------------------------------------------------------
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Rename ``path`` out of the way (atomic), then delete it."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as contiguous CPU tensors (for safetensors)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    config: Config,
+    scaler: torch.amp.GradScaler | None = None,
+    rng: list[dict[str, Any]] | None = None,
+    data_info: dict[str, Any] | None = None,
+    keep_last: int = 3,
+) -> Path:
+    """Write a checkpoint atomically and prune old ones.
+
+    Args:
+        out_dir: The run directory.
+        model: The bare model (not a DDP or compiled wrapper).
+        optimizer: Its state is saved.
+        state: Step, epoch and position in the epoch.
+        config: The full run config, saved as JSON.
+        scaler: fp16 gradient scaler, if used.
+        rng: RNG states of every process (:func:`rng_state`), rank order; default:
+            this process's.
+        data_info: JSON-safe facts about the data (channels, statistics).
+        keep_last: Keep this many newest checkpoints (<= 0: keep all).
+
+    Returns:
+        The checkpoint directory.
+
+    """
+    root = checkpoint_dir(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(".tmp-*"):  # a previous run killed while saving
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in root.glob(".trash-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    final = root / f"step_{state.step:08d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    tmp.mkdir()
+    safetensors.torch.save_file(state_dict_cpu(model), str(tmp / WEIGHTS))
+    train_state = {
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "rng": rng if rng is not None else [rng_state()],
+        "state": {"step": state.step, "epoch": state.epoch, "batch": state.batch_in_epoch},
+    }
+    torch.save(train_state, tmp / TRAIN_STATE)
+    meta = {
+        "format": FORMAT_VERSION,
+        "step": state.step,
+        "epoch": state.epoch,
+        "batch_in_epoch": state.batch_in_epoch,
+        "config": config.to_dict(),
+        "cpc_version": cpc.__version__,
+        "torch_version": torch.__version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": data_info or {},
+    }
+    (tmp / META).write_text(json.dumps(meta, indent=2))
+    for name in (WEIGHTS, TRAIN_STATE, META):
+        _fsync(tmp / name)
+    if final.exists():
+        _remove(final)
+    os.replace(tmp, final)
+    _fsync(root)
+    if keep_last > 0:
+        for old in list_checkpoints(out_dir)[:-keep_last]:
+            _remove(old)
+    return final
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def _resolve(path: str | Path) -> tuple[Path, Path]:
+    """(weights file, meta file) for a run dir, a checkpoint dir or a weights file."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            raise CheckpointError(f"{path}: expected a .safetensors weights file")
+        return path, path.parent / META
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint, run directory or weights file")
+    if (path / WEIGHTS).is_file():
+        return path / WEIGHTS, path / META
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise CheckpointError(f"{path}: neither a checkpoint nor a run directory with one")
+    return latest / WEIGHTS, latest / META
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """``meta.json`` of a checkpoint (a run dir, a checkpoint dir or a weights file)."""
+    _, meta_path = _resolve(path)
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: missing; it holds the config the model needs")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{meta_path}: not readable JSON ({err})") from err
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise CheckpointError(f"{meta_path}: no 'config' entry")
+    return meta
+
+
+def load_weights(model: nn.Module, weights: str | Path) -> None:
+    """Load a safetensors file into ``model``, refusing missing, unknown or misshaped keys."""
+    try:
+        tensors = safetensors.torch.load_file(str(weights), device="cpu")
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from err
+    expected = model.state_dict()
+    unknown = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(tensors))
+    if unknown or missing:
+        raise CheckpointError(
+            f"{weights}: weights do not match the model built from the config: "
+            f"unknown keys {unknown[:5]}{'...' if len(unknown) > 5 else ''}, "
+            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}"
+        )
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in tensors.items()
+        if v.shape != expected[k].shape
+    ]
+    if bad:
+        raise CheckpointError(f"{weights}: shape mismatch: {'; '.join(bad[:5])}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_train_state(path: str | Path) -> dict[str, Any]:
+    """Read ``train_state.pt`` with ``weights_only=True``; refuse anything else."""
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to load: it contains pickled objects other than tensors and "
+            f"plain values, which could run code (weights_only=True rejected it: "
+            f"{str(err).splitlines()[0]})"
+        ) from err
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable training state ({err})") from err
+    if not isinstance(data, dict) or not {"optimizer", "state"} <= set(data):
+        raise CheckpointError(f"{path}: not a cpc training state (keys missing)")
+    return data
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Checkpoint:
+    """Read a checkpoint and load it into the objects given.
+
+    Args:
+        path: A checkpoint directory, or a run directory (its newest checkpoint).
+        model: Receives the weights (the bare model, not a wrapper).
+        optimizer: Receives the optimiser state.
+        scaler: Receives the gradient-scaler state when one was saved.
+
+    Returns:
+        Step, epoch, position, meta data and RNG states (not applied: see
+        :func:`set_rng_state`).
+
+    Raises:
+        CheckpointError: Missing files, a crafted pickle, mismatched weights.
+
+    """
+    weights, _ = _resolve(path)
+    ckpt_dir = weights.parent
+    if not (ckpt_dir / TRAIN_STATE).is_file():
+        raise CheckpointError(f"{ckpt_dir}: no {TRAIN_STATE}: not a training checkpoint")
+    meta = read_meta(ckpt_dir)
+    data = load_train_state(ckpt_dir / TRAIN_STATE)
+    if model is not None:
+        load_weights(model, weights)
+    if optimizer is not None:
+        optimizer.load_state_dict(data["optimizer"])
+    if scaler is not None and data.get("scaler") is not None:
+        scaler.load_state_dict(data["scaler"])
+    raw = data["state"]
+    state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]))
+    return Checkpoint(ckpt_dir, state, meta, list(data.get("rng") or []))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel:
+    """Rebuild a trained model from its saved config and load its weights (eval mode).
+
+    Only ``meta.json`` (JSON) and the safetensors weights are read: nothing in the files
+    can run code.
+
+    Args:
+        path: A run directory (its newest checkpoint), a checkpoint directory, or a
+            ``model.safetensors`` file with its ``meta.json`` beside it.
+        device: Where to put the model.
+
+    Raises:
+        CheckpointError: No checkpoint, unreadable files, or weights that do not match
+            the model the config describes.
+
+    """
+    weights, _ = _resolve(path)
+    meta = read_meta(path)
+    try:
+        config = Config.from_dict(meta["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{weights.parent / META}: bad config: {err}") from err
+    model = build_model(config.model)
+    load_weights(model, weights)
+    return model.to(device).eval()

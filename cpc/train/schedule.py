@@ -1,0 +1,85 @@
+"""Optimisation as pure functions: the learning rate of a step, and AdamW's parameter groups.
+
+The schedule is a function of the optimiser step alone (nanoGPT's ``get_lr``, DINO's
+``cosine_scheduler``), so a resumed run needs no scheduler state: the step in the
+checkpoint says everything.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from cpc.config import OptimConfig
+
+
+def lr_at(step: int, optim: OptimConfig) -> float:
+    """Learning rate for optimiser step ``step`` (0-based: the step about to be taken).
+
+    Linear warm-up from ``lr / warmup_steps`` to ``lr`` over the first ``warmup_steps``
+    steps, then a cosine from ``lr`` down to ``min_lr`` at ``max_steps``; ``min_lr``
+    afterwards. Without warm-up the first step already uses ``lr``.
+
+    Args:
+        step: Number of optimiser steps already taken.
+        optim: Peak ``lr``, ``min_lr``, ``warmup_steps`` and ``max_steps``.
+
+    Returns:
+        The learning rate.
+
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if step < optim.warmup_steps:
+        return optim.lr * (step + 1) / optim.warmup_steps
+    if step >= optim.max_steps:
+        return optim.min_lr
+    span = max(optim.max_steps - optim.warmup_steps, 1)
+    progress = (step - optim.warmup_steps) / span  # in [0, 1)
+    return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Split trainable parameters into a decayed and a non-decayed AdamW group.
+
+    Weight decay applies to matrices and convolution kernels (``ndim >= 2``) only, never
+    to biases, norm gains or other vectors (nanoGPT, litgpt). Frozen parameters are left
+    out.
+
+    Args:
+        model: The model to optimise.
+        weight_decay: Decay of the matrices.
+
+    Returns:
+        Two groups, ``"decay"`` then ``"no_decay"``, each with ``params`` and
+        ``weight_decay`` (a group may be empty).
+
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for param in model.parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 else no_decay).append(param)
+    return [
+        {"name": "decay", "params": decay, "weight_decay": weight_decay},
+        {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups` with the config's betas; the lr is set per step."""
+    if len(optim.betas) != 2:
+        raise ValueError(f"optim.betas needs two values, got {optim.betas}")
+    groups = [g for g in param_groups(model, optim.weight_decay) if g["params"]]
+    beta1, beta2 = optim.betas
+    return torch.optim.AdamW(groups, lr=lr_at(0, optim), betas=(beta1, beta2))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,109 @@
+"""Shared helpers for the training tests: tiny wav corpora, tiny configs, subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import cpc
+from cpc.config import Config, load_config
+
+REPO = Path(cpc.__file__).resolve().parent.parent
+
+#: A CPU-sized audio model: receptive field 105 samples, 40x downsampling.
+TINY_MODEL = [
+    "model.channels=16",
+    "model.context_dim=16",
+    "model.kernels=[10, 8, 4]",
+    "model.strides=[5, 4, 2]",
+    "model.num_offsets=4",
+    "model.num_negatives=8",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a shared box two threads can be 100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_wavs(
+    folder: Path, count: int = 6, low: int = 2000, high: int = 5000, seed: int = 0
+) -> Path:
+    """Noisy tones of random lengths in two speaker folders."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        speaker = folder / f"spk{i % 2}"
+        speaker.mkdir(parents=True, exist_ok=True)
+        n = int(rng.integers(low, high))
+        t = np.arange(n) / 16000
+        x = 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.05 * rng.standard_normal(n)
+        sf.write(speaker / f"f{i}.wav", x.astype(np.float32), 16000)
+    return folder
+
+
+def tiny_config(train_dir: str | Path, out_dir: Path, *overrides: str) -> Config:
+    """A fast audio run: 1024-sample windows, batches of 4, a few steps."""
+    base = [
+        *TINY_MODEL,
+        f"data.train={train_dir}",
+        "data.window=1024",
+        "data.batch_size=4",
+        f"run.out_dir={out_dir}",
+        "run.device=cpu",
+        "run.progress=false",
+        "run.log_every=1",
+        "run.val_every=1000",
+        "run.ckpt_every=1000",
+        "run.val_batches=2",
+        "optim.max_steps=4",
+        "optim.warmup_steps=2",
+        "optim.lr=0.002",
+    ]
+    return load_config(None, [*base, *overrides])
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for child processes: this checkout on the path, one thread each."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def run_python(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python args...`` with :func:`subprocess_env`."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def latest(out_dir: Path) -> Path:
+    """The newest checkpoint of a run, which must exist."""
+    from cpc.train import latest_checkpoint
+
+    found = latest_checkpoint(out_dir)
+    assert found is not None, f"no checkpoint in {out_dir}"
+    return found
+
+
+def checkpoint_of(result: object) -> Path:
+    """The checkpoint a :class:`~cpc.train.TrainResult` names, which must exist."""
+    path = getattr(result, "checkpoint", None)
+    assert isinstance(path, Path), "the run wrote no checkpoint"
+    return path
