@@ -1,0 +1,58 @@
+"""The command line end to end: data -> pretrain -> info -> extract, and input errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from cpc.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_espeak_pretrain_info_extract(tmp_path, capsys):
+    corpus, run = tmp_path / "espeak", tmp_path / "run"
+    assert (
+        main(["data", "espeak", "--out", str(corpus), "--minutes", "0.3", "--speakers", "2"]) == 0
+    )
+    overrides = [
+        f"data.train={corpus / 'manifest.csv'}",
+        f"run.out_dir={run}",
+        "model.channels=16",
+        "model.context_dim=16",
+        "model.num_negatives=8",
+        "data.window=4000",
+        "data.batch_size=4",
+        "optim.max_steps=3",
+        "optim.warmup_steps=1",
+        "run.ckpt_every=2",
+        "run.progress=false",
+    ]
+    assert main(["pretrain", "configs/speech_small_cpu.yaml", *overrides]) == 0
+    assert main(["info", str(run)]) == 0
+    assert "step: 3" in capsys.readouterr().out
+    out = tmp_path / "feats"
+    assert (
+        main(["extract", "--checkpoint", str(run), "--input", str(corpus), "--output", str(out)])
+        == 0
+    )
+    rows = (out / "index.csv").read_text().splitlines()[1:]
+    assert len(rows) > 0
+    path, name, steps, dim = rows[0].split(",")
+    assert np.load(out / name).shape == (int(steps), 16)
+
+
+def test_bad_override_is_one_clear_line(capsys):
+    assert main(["pretrain", "configs/speech_small_cpu.yaml", "model.chanels=4"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'model.chanels'" in err and "Traceback" not in err
+
+
+def test_missing_checkpoint_is_named(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nothing")]) == 2
+    assert "nothing" in capsys.readouterr().err
