@@ -43,7 +43,7 @@ def test_espeak_pretrain_info_extract(tmp_path, capsys):
     )
     rows = (out / "index.csv").read_text().splitlines()[1:]
     assert len(rows) > 0
-    path, name, steps, dim = rows[0].split(",")
+    _, name, steps, _ = rows[0].split(",")
     assert np.load(out / name).shape == (int(steps), 16)
 
 
