@@ -1,0 +1,310 @@
+"""The CPC paper's Table 1 in miniature, on the built-in espeak corpus.
+
+Pipeline (:func:`run_speech_table`): build the corpora, pretrain CPC on the training
+utterances, extract frozen features for CPC, for the same architecture with random
+weights and for MFCCs, then train the same linear probes on each:
+
+- *phones*: frame-level (10 ms) linear classification, trained on the training
+  utterances and tested on held-out utterances of the same speakers ("seen") and on
+  speakers never used in pretraining or probe training ("unseen");
+- *speakers*: utterance-level linear classification of mean-pooled features on a second
+  corpus of speakers that pretraining never heard, each speaker's utterances split
+  between probe training and test (identifying 12 espeak voices is trivial for every
+  feature set, so the task uses more, previously unheard ones);
+- optionally, phone accuracy against the number of prediction steps (the paper's
+  ablation), each model pretrained with the same budget.
+
+Alignment of features with label frames (label frame ``j`` covers samples
+``[160 j, 160 j + 160)``, centre ``160 j + 80``): a CPC latent ``j`` sees samples
+``[160 j, 160 j + 465)``, centre ``160 j + 232``; an MFCC frame ``j`` covers
+``[160 j, 160 j + 400)``, centre ``160 j + 200``. Both are paired with label frame
+``j + 1`` (centre ``160 j + 240``), the nearest, by one fixed rule for every feature set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from cpc.config import Config, build_model, load_config
+from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
+from cpc.eval.baselines import mfcc_features
+from cpc.eval.plots import (
+    plot_accuracy_vs_offset,
+    plot_confusion,
+    plot_projection,
+    plot_training_curves,
+)
+from cpc.eval.probes import frames_from_sequences, linear_probe
+from cpc.eval.report import collect_provenance, write_report
+from cpc.extract import extract_sequence
+from cpc.models.cpc import CPCModel
+
+log = logging.getLogger(__name__)
+
+#: Label frame ``j + LABEL_OFFSET`` is paired with feature frame ``j`` (see module doc).
+LABEL_OFFSET = 1
+
+
+@dataclass
+class TableSettings:
+    """Sizes and budgets of one Table-1 run."""
+
+    corpus_minutes: float = 30.0
+    corpus_speakers: int = 12
+    unseen_speakers: int = 2
+    """Speakers of the phone corpus held out from pretraining and probe training."""
+    speaker_corpus_minutes: float = 24.0
+    speaker_corpus_speakers: int = 48
+    test_fraction: float = 0.3
+    max_steps: int = 1500
+    max_time: float = 0.0
+    """Seconds of pretraining per model (0: no limit; ``max_steps`` still applies)."""
+    ablation_offsets: list[int] = field(default_factory=list)
+    """Numbers of prediction steps to compare (e.g. [2, 4, 8, 12]); empty: none."""
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+    """Config overrides applied on top of the speech preset."""
+
+
+@dataclass
+class Utterance:
+    """One utterance of a corpus, with its frame labels."""
+
+    path: Path
+    speaker: str
+    phones: np.ndarray
+
+
+def _corpus(root: Path, minutes: float, speakers: int, seed: int) -> list[Utterance]:
+    if not (root / "manifest.csv").is_file():
+        build_espeak_corpus(root, minutes=minutes, num_speakers=speakers, seed=seed)
+    labels = load_phone_labels(root)
+    with open(root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [Utterance(root / r["path"], r["speaker"], labels[r["path"]]) for r in rows]
+
+
+def _split(
+    utts: list[Utterance], unseen: int, test_fraction: float, seed: int
+) -> dict[str, list[Utterance]]:
+    """``train`` / ``test_seen`` by utterance within speakers; ``test_unseen`` by speaker."""
+    speakers = sorted({u.speaker for u in utts})
+    held = set(speakers[len(speakers) - unseen :]) if unseen else set()
+    rng = np.random.default_rng(seed)
+    split: dict[str, list[Utterance]] = {"train": [], "test_seen": [], "test_unseen": []}
+    for spk in speakers:
+        mine = [u for u in utts if u.speaker == spk]
+        if spk in held:
+            split["test_unseen"] += mine
+            continue
+        order = rng.permutation(len(mine))
+        n_test = max(1, round(test_fraction * len(mine))) if len(mine) > 1 else 0
+        split["test_seen"] += [mine[i] for i in order[:n_test]]
+        split["train"] += [mine[i] for i in order[n_test:]]
+    return split
+
+
+def _write_manifest(utts: list[Utterance], path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "speaker"])
+        writer.writerows([str(u.path), u.speaker] for u in utts)
+    return path
+
+
+def _wave(path: Path) -> Tensor:
+    data, _ = sf.read(path, dtype="float32", always_2d=True)
+    return torch.from_numpy(data.mean(1))
+
+
+FeatureFn = Any  # Callable[[Tensor], Tensor]: waveform (t,) -> features (s, d)
+
+
+def _model_features(model: CPCModel) -> FeatureFn:
+    model.eval()
+    return lambda wave: extract_sequence(model, wave, "context", chunk_steps=None)
+
+
+def _mfcc(wave: Tensor) -> Tensor:
+    return mfcc_features(wave, 16000, n_mfcc=13)
+
+
+def _phone_data(fn: FeatureFn, utts: list[Utterance]) -> tuple[Tensor, Tensor]:
+    feats = [fn(_wave(u.path)) for u in utts]
+    labels = [torch.from_numpy(u.phones.astype(np.int64)) for u in utts]
+    names = [u.path.name for u in utts]
+    # Latents end before the last label frames (receptive field): allow that much.
+    return frames_from_sequences(feats, labels, offset=LABEL_OFFSET, tolerance=5, names=names)
+
+
+def _pooled(fn: FeatureFn, utts: list[Utterance]) -> Tensor:
+    return torch.stack([fn(_wave(u.path)).mean(0) for u in utts])
+
+
+def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
+    from cpc.train.trainer import train
+
+    config = load_config(
+        Path(__file__).parents[2] / "configs" / "speech_small_cpu.yaml",
+        [
+            f"data.train={manifest}",
+            f"run.out_dir={out_dir}",
+            f"optim.max_steps={settings.max_steps}",
+            f"run.max_time={settings.max_time}",
+            f"run.seed={settings.seed}",
+            "run.progress=false",
+            *settings.overrides,
+            *extra,
+        ],
+    )
+    train(config)
+    return config
+
+
+def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
+    """Run the whole pipeline; write ``table1.json``, ``table1.md`` and plots to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    phones = _corpus(
+        out / "corpus", settings.corpus_minutes, settings.corpus_speakers, settings.seed
+    )
+    speakers = _corpus(
+        out / "speaker_corpus",
+        settings.speaker_corpus_minutes,
+        settings.speaker_corpus_speakers,
+        settings.seed + 1,
+    )
+    inventory = read_phone_inventory(out / "corpus")
+    split = _split(phones, settings.unseen_speakers, settings.test_fraction, settings.seed)
+    spk_split = _split(speakers, 0, settings.test_fraction, settings.seed)
+    manifest = _write_manifest(split["train"], out / "pretrain_manifest.csv")
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    config = _pretrain(settings, manifest, out / "run", [])
+    timings["pretrain_s"] = time.monotonic() - t0
+    from cpc.train.checkpoint import load_model
+
+    cpc_model = load_model(out / "run")
+    torch.manual_seed(settings.seed)
+    random_model = build_model(config.model)
+    feature_sets = {
+        "CPC": _model_features(cpc_model),
+        "random init": _model_features(random_model),
+        "MFCC": _mfcc,
+    }
+
+    results: dict[str, dict[str, Any]] = {
+        "phone, seen speakers": {},
+        "phone, unseen speakers": {},
+        "speaker (unheard voices)": {},
+    }
+    num_phones = len(inventory["phones"])
+    t0 = time.monotonic()
+    for name, fn in feature_sets.items():
+        xtr, ytr = _phone_data(fn, split["train"])
+        for task, part in [
+            ("phone, seen speakers", "test_seen"),
+            ("phone, unseen speakers", "test_unseen"),
+        ]:
+            if not split[part]:
+                continue
+            xte, yte = _phone_data(fn, split[part])
+            res = linear_probe(xtr, ytr, xte, yte, num_classes=num_phones, seed=settings.seed)
+            results[task][name] = res
+            if name == "CPC" and part == "test_seen":
+                plot_confusion(res.confusion, inventory["phones"], out / "phone_confusion.png")
+        ids = sorted({u.speaker for u in speakers})
+        to_id = {s: i for i, s in enumerate(ids)}
+        ptr, pte = _pooled(fn, spk_split["train"]), _pooled(fn, spk_split["test_seen"])
+        ytr_s = torch.tensor([to_id[u.speaker] for u in spk_split["train"]])
+        yte_s = torch.tensor([to_id[u.speaker] for u in spk_split["test_seen"]])
+        results["speaker (unheard voices)"][name] = linear_probe(
+            ptr, ytr_s, pte, yte_s, num_classes=len(ids), seed=settings.seed
+        )
+        if name == "CPC":
+            plot_projection(pte, yte_s.numpy(), out / "speaker_projection.png", title="CPC, pooled")
+    timings["probes_s"] = time.monotonic() - t0
+
+    offsets_table: dict[str, list[float]] = {}
+    results_steps: dict[str, float] = {}
+    if settings.ablation_offsets:
+        t0 = time.monotonic()
+        ablation: dict[str, Any] = {}
+        for k in settings.ablation_offsets:
+            run_dir = out / f"run_k{k}"
+            _pretrain(settings, manifest, run_dir, [f"model.num_offsets={k}"])
+            fn = _model_features(load_model(run_dir))
+            xtr, ytr = _phone_data(fn, split["train"])
+            xte, yte = _phone_data(fn, split["test_seen"])
+            ablation[f"{k} steps"] = linear_probe(
+                xtr, ytr, xte, yte, num_classes=num_phones, seed=settings.seed
+            )
+        write_report(
+            {"phone, seen speakers": ablation},
+            out,
+            "Phone accuracy against the number of prediction steps",
+            provenance=collect_provenance(command),
+            notes=f"each model pretrained with the same budget: {settings.max_steps} steps"
+            f" / {settings.max_time or 'no'} s limit",
+            stem="table1_steps",
+        )
+        results_steps = {k: r.accuracy for k, r in ablation.items()}
+        offsets_table["phone accuracy"] = [r.accuracy for r in ablation.values()]
+        plot_accuracy_vs_offset(
+            offsets_table,
+            settings.ablation_offsets,
+            out / "phone_vs_steps.png",
+            xlabel="prediction steps",
+            ylabel="phone accuracy",
+            title="Phone probe against the number of prediction steps",
+        )
+        timings["ablation_s"] = time.monotonic() - t0
+
+    metrics = out / "run" / "metrics.jsonl"
+    plot_training_curves(metrics, out / "training_curves.png")
+    val = [json.loads(line) for line in metrics.read_text().splitlines()]
+    val = [r for r in val if r.get("split") == "val"]
+    if val:
+        plot_accuracy_vs_offset(
+            {"CPC (validation)": val[-1]["accuracy"]},
+            cpc_model.offsets,
+            out / "prediction_accuracy_by_offset.png",
+            xlabel="offset k (10 ms steps)",
+            ylabel="InfoNCE accuracy",
+            title="Prediction accuracy by offset",
+        )
+    timings["total_s"] = time.monotonic() - started
+    provenance = collect_provenance(command)
+    notes = "\n".join(
+        f"- {line}"
+        for line in [
+            f"settings: {json.dumps(asdict(settings))}",
+            f"timings (s): {json.dumps({k: round(v, 1) for k, v in timings.items()})}",
+            f"phone probe: {num_phones} classes; alignment: feature frame j <-> label frame "
+            f"j+{LABEL_OFFSET} for every feature set",
+            "random init: the same architecture and probe, untrained weights (seeded)",
+            "MFCC: 13 coefficients, 25 ms windows, 10 ms hop (torchaudio, center=False)",
+        ]
+    )
+    write_report(
+        results,
+        out,
+        "CPC Table 1 in miniature (built-in espeak corpus)",
+        provenance=provenance,
+        notes=notes,
+        stem="table1",
+    )
+    return {"results": results, "steps": results_steps, "timings": timings}
