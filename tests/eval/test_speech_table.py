@@ -1,0 +1,37 @@
+"""The Table-1 pipeline end to end at a tiny size (the numbers are not checked here)."""
+
+import json
+
+import torch
+
+from cpc.eval.speech_table import TableSettings, run_speech_table
+
+
+def test_pipeline_writes_tables_and_plots(tmp_path):
+    torch.set_num_threads(1)
+    settings = TableSettings(
+        corpus_minutes=0.5,
+        corpus_speakers=3,
+        unseen_speakers=1,
+        speaker_corpus_minutes=0.5,
+        speaker_corpus_speakers=4,
+        max_steps=3,
+        ablation_offsets=[2, 12],
+        overrides=[
+            "model.channels=16",
+            "model.context_dim=16",
+            "data.window=8000",
+            "data.batch_size=4",
+            "run.val_every=2",
+            "optim.warmup_steps=1",
+        ],
+    )
+    out = run_speech_table(tmp_path, settings, "test")
+    table = json.loads((tmp_path / "table1.json").read_text())["results"]
+    assert set(table["phone, seen speakers"]) == {"CPC", "random init", "MFCC"}
+    assert set(out["steps"]) == {"2 steps", "12 steps"}
+    assert not (tmp_path / "run_k12").exists(), "the main model covers its own offsets"
+    for png in ["training_curves.png", "phone_confusion.png", "phone_vs_steps.png"]:
+        assert (tmp_path / png).stat().st_size > 1000
+    md = (tmp_path / "table1.md").read_text()
+    assert "| CPC |" in md and "alignment" in md
