@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -82,15 +83,26 @@ def subprocess_env() -> dict[str, str]:
 
 
 def run_python(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``python args...`` with :func:`subprocess_env`."""
-    return subprocess.run(
+    """Run ``python args...`` with :func:`subprocess_env`.
+
+    The child gets its own process group, and on a timeout the whole group is killed:
+    torchrun's workers would otherwise outlive it and hold its output pipes open.
+    """
+    proc = subprocess.Popen(
         [sys.executable, *args],
         env=subprocess_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{args} timed out after {timeout}s\n{out}\n{err}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def latest(out_dir: Path) -> Path:
