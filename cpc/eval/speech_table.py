@@ -196,7 +196,7 @@ def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: lis
 
 def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
     """Run the whole pipeline; write ``table1.json``, ``table1.md`` and plots to ``out_dir``."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # manifests hold absolute paths
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     phones = _corpus(

@@ -7,8 +7,9 @@ import torch
 from cpc.eval.speech_table import TableSettings, run_speech_table
 
 
-def test_pipeline_writes_tables_and_plots(tmp_path):
+def test_pipeline_writes_tables_and_plots(tmp_path, monkeypatch):
     torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as `cpc quickstart` uses
     settings = TableSettings(
         corpus_minutes=0.5,
         corpus_speakers=3,
@@ -26,7 +27,8 @@ def test_pipeline_writes_tables_and_plots(tmp_path):
             "optim.warmup_steps=1",
         ],
     )
-    out = run_speech_table(tmp_path, settings, "test")
+    out = run_speech_table("table", settings, "test")
+    tmp_path = tmp_path / "table"
     table = json.loads((tmp_path / "table1.json").read_text())["results"]
     assert set(table["phone, seen speakers"]) == {"CPC", "random init", "MFCC"}
     assert set(out["steps"]) == {"2 steps", "12 steps"}
