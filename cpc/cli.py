@@ -176,6 +176,14 @@ def _quickstart(args: argparse.Namespace) -> int:
     return _table(args, settings)
 
 
+def _data_ucr(args: argparse.Namespace) -> int:
+    from cpc.data.ucr import bundled_ts, export_ts
+
+    source = Path(args.ts) if args.ts else bundled_ts(args.name, args.split)
+    print(f"series of {source} written; manifest: {export_ts(source, args.out)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Train a small signal model on synthetic streams and print per-offset accuracy."""
     from cpc.models.builders import cpc_signal
@@ -254,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["npy", "svc"], default="npy")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_data_pen)
+    p = data.add_parser("ucr", help="a UCR/UEA .ts file (or one aeon bundles) as .npy + manifest")
+    p.add_argument("--out", required=True, type=Path)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ts", help="path of a .ts file")
+    source.add_argument("--name", help="a data set aeon bundles, e.g. BasicMotions")
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.set_defaults(func=_data_ucr)
 
     p = sub.add_parser(
         "quickstart",
