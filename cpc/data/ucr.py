@@ -27,7 +27,7 @@ def bundled_ts(name: str, split: str = "train") -> Path:
     """Path of a ``.ts`` file that aeon ships (e.g. ``BasicMotions``, ``GunPoint``)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(_aeon_datasets().__file__).parent / "data" / name
+    root = Path(str(_aeon_datasets().__file__)).parent / "data" / name
     path = root / f"{name}_{split.upper()}.ts"
     if not path.is_file():
         shipped = sorted(p.name for p in root.parent.iterdir() if p.is_dir())
