@@ -49,6 +49,9 @@ from cpc.losses.gather import gather_pool
 NegativeMode = Literal["batch", "sequence", "all"]
 ScoreStrategy = Literal["auto", "gather", "matmul"]
 NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "all")
+#: ``strategy="auto"`` scores against the whole pool when it holds at most this many
+#: times as many latents as an anchor has candidates (see ``InfoNCE._score_candidates``).
+MATMUL_POOL_RATIO = 2
 SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul")
 
 
@@ -186,6 +189,69 @@ def sample_candidates(
     return idx.masked_fill(hit, -1)
 
 
+class _ScoreSampled(torch.autograd.Function):
+    """Scores of each anchor's predictions against its own sampled negatives.
+
+    ``scores[a, k, n] = q[a, k] · pool[candidates[a, n]]``, computed a chunk of anchors at
+    a time: the ``(chunk, n, d)`` negatives of one chunk are gathered into one reused
+    buffer and scored for every offset with one batched product, so the full
+    ``(a, n, d)`` tensor never exists. Backward gathers each chunk again and scatters its
+    gradient into the pool with ``index_add_``. Same values as
+    ``torch.bmm(q, pool[candidates].transpose(1, 2))``.
+
+    Shape:
+        q: (a, k, d); pool: (m, d); candidates: (a, n) valid pool indices -> (a, k, n)
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        q: Tensor,
+        pool: Tensor,
+        candidates: Tensor,
+        chunk: int,
+    ) -> Tensor:
+        a, k, d = q.shape
+        n = candidates.shape[1]
+        scores = q.new_empty(a, k, n)
+        buffer = pool.new_empty(min(chunk, a) * n, d)  # one chunk's negatives, reused
+        for lo in range(0, a, chunk):
+            hi = min(lo + chunk, a)
+            idx = candidates[lo:hi].reshape(-1)
+            negatives = torch.index_select(pool, 0, idx, out=buffer[: idx.numel()])
+            # key: per anchor, (k, d) predictions x (d, n) negatives
+            torch.bmm(q[lo:hi], negatives.view(-1, n, d).transpose(1, 2), out=scores[lo:hi])
+        ctx.save_for_backward(q, pool, candidates)
+        ctx.chunk = chunk  # type: ignore[attr-defined]
+        return scores
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, d_scores: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        q, pool, candidates = ctx.saved_tensors  # type: ignore[attr-defined]
+        chunk: int = ctx.chunk  # type: ignore[attr-defined]
+        need_q, need_pool = ctx.needs_input_grad[:2]  # type: ignore[attr-defined]
+        a, _, d = q.shape
+        n = candidates.shape[1]
+        d_scores = d_scores.contiguous()
+        d_q = torch.empty_like(q) if need_q else None
+        d_pool = torch.zeros_like(pool) if need_pool else None
+        buffer = pool.new_empty(min(chunk, a) * n, d)  # negatives, then their gradient
+        for lo in range(0, a, chunk):
+            hi = min(lo + chunk, a)
+            idx = candidates[lo:hi].reshape(-1)
+            rows = buffer[: idx.numel()]
+            if d_q is not None:
+                torch.index_select(pool, 0, idx, out=rows)
+                torch.bmm(d_scores[lo:hi], rows.view(-1, n, d), out=d_q[lo:hi])  # (c, k, d)
+            if d_pool is not None:
+                d_neg = rows.view(-1, n, d)  # (c, n, d)
+                torch.bmm(d_scores[lo:hi].transpose(1, 2), q[lo:hi], out=d_neg)
+                d_pool.index_add_(0, idx, rows)
+        return d_q, d_pool, None, None
+
+
 class InfoNCE(nn.Module):
     """InfoNCE over ``num_offsets`` prediction offsets ``k_min .. k_min + num_offsets - 1``.
 
@@ -209,6 +275,9 @@ class InfoNCE(nn.Module):
             ``"matmul"`` scores every prediction against the whole pool with one matrix
             product and gathers the ``(a, k, n)`` scores. ``"auto"`` picks by cost.
         max_redraws: redraw rounds for negatives that collide with a positive.
+        chunk_elements: ``"gather"`` works on chunks of anchors whose gathered negatives
+            hold about this many values (the default, 2**20, is 4 MB in float32: it stays
+            in cache). It changes speed and memory only, never the result.
 
     Shape:
         pred: (b, s, p, k, d) predictions of ``z[:, i + k]`` made at every position.
@@ -227,6 +296,7 @@ class InfoNCE(nn.Module):
         gather_distributed: bool = False,
         strategy: ScoreStrategy = "auto",
         max_redraws: int = 10,
+        chunk_elements: int = 1 << 20,
     ) -> None:
         super().__init__()
         if num_offsets < 1:
@@ -241,6 +311,8 @@ class InfoNCE(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if strategy not in SCORE_STRATEGIES:
             raise ValueError(f"strategy must be one of {SCORE_STRATEGIES}, got {strategy!r}")
+        if chunk_elements < 1:
+            raise ValueError(f"chunk_elements must be >= 1, got {chunk_elements}")
         self.num_offsets = num_offsets
         self.k_min = k_min
         self.num_negatives = num_negatives
@@ -249,6 +321,7 @@ class InfoNCE(nn.Module):
         self.gather_distributed = gather_distributed
         self.strategy: ScoreStrategy = strategy
         self.max_redraws = max_redraws
+        self.chunk_elements = chunk_elements
 
     @property
     def offsets(self) -> list[int]:
@@ -292,12 +365,14 @@ class InfoNCE(nn.Module):
                 f"no loss term: the longest sequence has {longest} steps, but predicting "
                 f"offset k_min={self.k_min} needs at least {self.k_min + 1}"
             )
+        # index_select rather than advanced indexing: its backward is a fast index_add_.
         z_flat = z.reshape(b * s * p, d)
-        pool = z_flat[layout.pool]  # (m, d)
+        pool = z_flat.index_select(0, layout.pool)  # (m, d)
         pool_all, pool_offset = pool, 0
         if self.gather_distributed and self.negatives != "sequence":
             pool_all, pool_offset = gather_pool(pool)
-        q = pred.reshape(b * s * p, self.num_offsets, d)[layout.anchors]  # (a, k, d)
+        q = pred.reshape(b * s * p, self.num_offsets, d)
+        q = q.index_select(0, layout.anchors)  # (a, k, d)
 
         if self.negatives == "all":
             # key: a anchors, k offsets, d features, m pool -> (a, k, m) logits
@@ -316,34 +391,45 @@ class InfoNCE(nn.Module):
                     generator,
                     self.max_redraws,
                 )
-        neg_scores = self._score_candidates(q, pool_all, candidates)  # (a, k, n)
-        positives = pool[layout.targets]  # (a, k, d)
-        pos_scores = (q * positives).sum(-1, keepdim=True)  # (a, k, 1)
-        logits = torch.cat([pos_scores, neg_scores], -1) / self.temperature
-        masked = (candidates < 0)[:, None, :].expand_as(neg_scores)
-        return self._reduce(logits, torch.zeros_like(layout.targets), layout.valid, masked)
+        # One candidate list per anchor, scored for every offset: the anchor's own k
+        # positives, then its n negatives. Row j keeps column j (its positive) and the
+        # negatives; the other offsets' positives are masked, so each term is the softmax
+        # over {z+} ∪ negatives exactly. Scoring k extra columns costs k/n more products
+        # and saves a separate (a, k, d) gather and product for the positives.
+        k, n = self.num_offsets, candidates.shape[1]
+        own = layout.targets + pool_offset  # (a, k)
+        scores = self._score_candidates(q, pool_all, torch.cat([own, candidates.clamp(min=0)], 1))
+        other_offsets = ~torch.eye(k, dtype=torch.bool, device=z.device)  # (k, k)
+        masked = torch.cat(
+            [
+                other_offsets.expand(q.shape[0], k, k),
+                (candidates < 0)[:, None, :].expand(-1, k, n),  # draws that kept colliding
+            ],
+            -1,
+        )  # (a, k, k + n)
+        target = torch.arange(k, device=z.device).expand_as(layout.targets)
+        return self._reduce(scores / self.temperature, target, layout.valid, masked)
 
     def _score_candidates(self, q: Tensor, pool: Tensor, candidates: Tensor) -> Tensor:
         """Scores of every offset's prediction against the anchor's candidates.
 
         Shape:
-            q: (a, k, d); pool: (m, d); candidates: (a, n) -> (a, k, n)
+            q: (a, k, d); pool: (m, d); candidates: (a, c) pool indices -> (a, k, c)
         """
         a, k, d = q.shape
-        n, m = candidates.shape[1], pool.shape[0]
+        c, m = candidates.shape[1], pool.shape[0]
         strategy = self.strategy
         if strategy == "auto":
-            # Gathering moves a*n*d values and multiplies a*k*n*d; the full product
-            # multiplies a*k*m*d at a much better rate. Measured in benchmarks/.
-            strategy = "matmul" if m <= 2 * n else "gather"
-        safe = candidates.clamp(min=0)
+            # "gather" multiplies a*k*c*d in small per-anchor products; "matmul" multiplies
+            # a*k*m*d in one large product, and wins while the pool is small next to the
+            # candidate list. The threshold is measured in benchmarks/ (prediction core).
+            strategy = "matmul" if m <= MATMUL_POOL_RATIO * c else "gather"
         if strategy == "matmul":
-            # key: (a k) predictions x m pool -> gather n per anchor
+            # key: (a k) predictions x m pool -> gather c per anchor
             scores = (q.reshape(a * k, d) @ pool.T).view(a, k, m)
-            return scores.gather(2, safe[:, None, :].expand(a, k, n))
-        negatives = pool[safe]  # (a, n, d)
-        # key: a anchors, k offsets, n negatives: one batched product
-        return torch.bmm(q, negatives.transpose(1, 2))
+            return scores.gather(2, candidates[:, None, :].expand(a, k, c))
+        chunk = max(1, self.chunk_elements // (c * d))
+        return _ScoreSampled.apply(q, pool, candidates, chunk)
 
     def _reduce(
         self, logits: Tensor, target: Tensor, valid: Tensor, masked: Tensor | None
@@ -352,11 +438,10 @@ class InfoNCE(nn.Module):
 
         Shape:
             logits: (a, k, c) candidate logits; target: (a, k) the positive's column;
-            valid: (a, k); masked: (a, k, c - 1) negatives to drop, or None.
+            valid: (a, k); masked: (a, k, c) candidates to drop, or None.
         """
         if masked is not None:
-            pad = torch.zeros_like(masked[..., :1])
-            logits = logits.masked_fill(torch.cat([pad, masked], -1), float("-inf"))
+            logits = logits.masked_fill(masked, float("-inf"))
         a, k, c = logits.shape
         dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 -> fp32
         terms = F.cross_entropy(

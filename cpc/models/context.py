@@ -10,6 +10,8 @@ step's context, so no packing is needed.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -18,6 +20,30 @@ from einops import rearrange
 from torch import Tensor, nn
 
 RecurrentState = Tensor | tuple[Tensor, Tensor]
+
+#: A CPU recurrence whose state holds fewer values than this runs on one thread (ATen's
+#: own grain size for splitting element-wise work).
+SERIAL_STATE_VALUES = 32768
+
+
+@contextmanager
+def _one_thread_if(small: bool) -> Iterator[None]:
+    """Run the block on one intra-op thread when ``small``, then restore the count.
+
+    A recurrence does a few tiny operations per step; torch still splits some of them
+    (``tanh`` on 256 values) across threads, and waking a thread costs more than the
+    work: with 2 threads a GRU of 256 over one recording ran at half the speed of one
+    thread (``benchmarks/``).
+    """
+    threads = torch.get_num_threads()
+    if not small or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class RecurrentContext(nn.Module):
@@ -56,7 +82,12 @@ class RecurrentContext(nn.Module):
         """
         b, _, p, _ = z.shape
         seqs = rearrange(z, "b s p d -> (b p) s d")
-        out, state = self.rnn(seqs, state)
+        # The recurrence runs in its weights' dtype, outside autocast: under bf16
+        # autocast torch would cast the weights again at every step, which made
+        # extraction 10x slower than float32 on CPU. It is a few percent of the FLOPs.
+        small = z.device.type == "cpu" and seqs.shape[0] * self.out_dim < SERIAL_STATE_VALUES
+        with torch.autocast(z.device.type, enabled=False), _one_thread_if(small):
+            out, state = self.rnn(seqs.to(next(self.rnn.parameters()).dtype), state)
         return rearrange(out, "(b p) s h -> b s p h", b=b, p=p), state
 
 

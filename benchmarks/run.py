@@ -1,0 +1,153 @@
+"""Run every benchmark on this machine and write results.json, RESULTS.md and plots.
+
+    python -m benchmarks.run                  # full run, about 10 minutes on 2 CPU cores
+    python -m benchmarks.run --quick --out /tmp/bench   # smoke run, about a minute
+
+Uses CUDA when available (``--device cpu`` to force the CPU) and torch's default
+thread count (``--threads`` to change it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import ROOT, MatmulProbe, bf16_support, machine_info, pick_device
+from benchmarks.extraction import extraction
+from benchmarks.pipeline import pipeline
+from benchmarks.report import evaluate, markdown, plots
+from benchmarks.steps import bench_workload, breakdown, core_sweeps, scaling
+from benchmarks.threads import compare
+from benchmarks.workloads import workloads
+
+SECTIONS = ("steps", "breakdown", "core", "extraction", "pipeline", "scaling", "threads")
+
+METHOD_NOTES = """
+- **FLOPs** are counted by `torch.utils.flop_counter.FlopCounterMode` on one real
+  training step (forward, backward, optimiser) of the code as it runs: matrix products,
+  batched products and convolutions, 2 FLOPs per multiply-add. Element-wise work (norms,
+  activations, Adam) is not counted, so it can only lower the achieved rate.
+- **Ratio to the ceiling**: before every timed repeat and after the last, two float32
+  products of two square matrices are timed; each repeat's rate is divided by the mean
+  of the probes on either side, and the table reports the median ratio. On a machine
+  shared with other jobs the absolute times move with the load; the ratio much less.
+  The "median ms" and "GFLOP/s" columns are medians over the repeats after two warm-up
+  steps.
+- **Peak memory** (CPU): each workload runs again in a fresh process; the number is the
+  resident-set high-water mark (VmHWM, as `getrusage().ru_maxrss`) after 3 steps minus
+  the resident set after building the model, the optimiser and the inputs. It includes
+  the optimiser's state, created on the first step, and whatever the allocator keeps.
+  On CUDA: `torch.cuda.max_memory_allocated` minus the allocation before the first step.
+- **Prediction core share**: forward + backward of `InfoNCE` on the paper step's own
+  `z` and predictions (detached), against whole steps timed in the same loop.
+- **Extraction** runs `cpc.extract.extract_sequence` on one long recording, as
+  `cpc extract` does for every file. bf16 is `torch.autocast(dtype=torch.bfloat16)`:
+  products in bf16, norms and the recurrent context in float32.
+"""
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="few repeats, small sweeps")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
+    parser.add_argument("--notes", type=Path, help="Markdown appended to the report's notes")
+    return parser.parse_args()
+
+
+def _say(message: str, start: float) -> None:
+    print(f"[{time.perf_counter() - start:6.0f} s] {message}", flush=True)
+
+
+def main() -> None:
+    args = _parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    sections = args.only or SECTIONS
+    quick = args.quick
+    start = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine_info(device), "quick": quick}
+    results["machine"]["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    results["machine"]["gomp_spincount"] = os.environ.get("GOMP_SPINCOUNT")
+    _say(f"device {device}, {torch.get_num_threads()} threads", start)
+
+    probe = MatmulProbe(device)
+    results["ceilings"] = {"float32": probe.measure(3 if quick else 7)}
+    if bf16_support(device)[0]:
+        results["ceilings"]["bf16"] = MatmulProbe(device, torch.bfloat16).measure(3 if quick else 7)
+    _say(f"ceilings {json.dumps(results['ceilings'])}", start)
+
+    presets = workloads(device)
+    paper = presets["paper"]
+    if "steps" in sections:
+        repeats = {"paper": 5, "small": 5, "signal": 5, "image": 2, "image_small": 3}
+        results["steps"] = []
+        for name, workload in presets.items():
+            r = bench_workload(workload, probe, 1 if quick else repeats[name], memory=True)
+            results["steps"].append(r)
+            _say(
+                f"step {name}: {r['time_s'] * 1e3:.0f} ms, {r['gflops']:.0f} GFLOP/s, "
+                f"{r['ratio_to_ceiling']:.0%} of matmul, {r['memory']['step_peak_mb']:.0f} MB",
+                start,
+            )
+    if "breakdown" in sections:
+        results["breakdown"] = breakdown(paper, device, 1 if quick else 3)
+        _say("breakdown done", start)
+    if "core" in sections:
+        if quick:
+            results["core"] = core_sweeps(device, 1, (64, 128), (1, 12), (8, 16))
+        else:
+            results["core"] = core_sweeps(device, 3)
+        _say("prediction core sweeps done", start)
+    if "extraction" in sections:
+        model = paper.build()
+        results["extraction"] = extraction(model, device, 10.0 if quick else 60.0, repeats=3)
+        _say(f"extraction {json.dumps(results['extraction']['rows'])}", start)
+    if "pipeline" in sections:
+        step_time = next(
+            (r["time_s"] for r in results.get("steps", []) if r["workload"] == "paper"),
+            None,
+        )
+        if step_time is None and "breakdown" in results:
+            step_time = results["breakdown"]["step_time_s"]
+        if step_time is not None:
+            results["pipeline"] = pipeline(step_time, batches=3 if quick else 10)
+            _say("pipeline done", start)
+    if "scaling" in sections:
+        if quick:
+            results["scaling"] = scaling(paper, device, 1, (4, 8), (10240, 20480))
+        else:
+            results["scaling"] = scaling(paper, device, 2)
+        _say("scaling done", start)
+    if "threads" in sections and device.type == "cpu":
+        results["threads"] = compare(1 if quick else 3)
+        _say("thread settings done", start)
+
+    results["machine"]["load_average_end"] = (
+        list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    )
+    results["duration_s"] = time.perf_counter() - start
+    results["targets"] = evaluate(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results["plots"] = plots(results, args.out)
+    notes = METHOD_NOTES
+    if args.notes:
+        notes = args.notes.read_text() + "\n" + notes
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "RESULTS.md").write_text(markdown(results, notes))
+    _say(f"wrote {args.out}/results.json, RESULTS.md, {', '.join(results['plots'])}", start)
+    for t in results["targets"]:
+        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+
+
+if __name__ == "__main__":
+    main()
