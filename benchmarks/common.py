@@ -161,19 +161,21 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def git_commit() -> str | None:
-    """The checked-out commit, or None outside a git clone."""
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip()
+
+
+def git_commit() -> str | None:
+    """The checked-out commit, marked ``+changes`` when the measured code differs from it."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "cpc", "benchmarks")
+    return commit + (" +changes" if changed else "")
 
 
 def machine_info(device: torch.device) -> dict[str, Any]:

@@ -106,6 +106,28 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def note_values(results: dict[str, Any]) -> dict[str, str]:
+    """The run's numbers for the ``$name`` fields of benchmarks/NOTES.md."""
+    values: dict[str, str] = {}
+    paper = next((r for r in results.get("steps", []) if r["workload"] == "paper"), None)
+    if paper:
+        values["step_ms"] = f"{paper['time_s'] * 1e3:.0f}"
+        values["ratio"] = f"{paper['ratio_to_ceiling']:.0%}"
+        if "memory" in paper:
+            values["memory_mb"] = f"{paper['memory']['step_peak_mb']:.0f}"
+    if "breakdown" in results:
+        parts = results["breakdown"]["parts"]
+        core = parts["prediction core (InfoNCE)"]
+        values["core_ms"] = f"{core['time_s'] * 1e3:.0f}"
+        values["core_share"] = f"{core['share_of_step']:.1%}"
+        values["encoder_ms"] = f"{parts['encoder']['time_s'] * 1e3:.0f}"
+    if "extraction" in results:
+        for r in results["extraction"]["rows"]:
+            if r["layer"] == "context":
+                values[f"rtf_{r['dtype']}"] = f"{r['realtime_factor']:.0f}x"
+    return values
+
+
 def _row(what: str, target: str, measured: str, met: bool | None) -> dict[str, Any]:
     return {"what": what, "target": target, "measured": measured, "met": met}
 
