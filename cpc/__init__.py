@@ -5,6 +5,7 @@ the input into latents ``z`` of shape ``(b, s, p, d)``, a causal context network
 summarises them, and a predictor guesses the latents ``k`` steps (or rows) ahead.
 """
 
+from cpc.loading import load_model as load
 from cpc.losses import InfoNCE
 from cpc.models import (
     CPCModel,
@@ -14,20 +15,7 @@ from cpc.models import (
     cpc_image_small,
     cpc_signal,
 )
-
-__version__ = "0.1.0"
-
-
-def load(path: str) -> CPCModel:
-    """A ready model (eval mode) from a run dir, checkpoint dir or weights file.
-
-    The config saved with the weights rebuilds the model; nothing in the file is
-    executed (weights are safetensors, metadata JSON).
-    """
-    from cpc.train.checkpoint import load_model
-
-    return load_model(path)
-
+from cpc.version import __version__
 
 __all__ = [
     "CPCModel",

@@ -18,19 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import torch.distributed as dist
 from torch.utils.data import Sampler
 
-
-def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    initialized = dist.is_available() and dist.is_initialized()
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if initialized else 1
-    if rank is None:
-        rank = dist.get_rank() if initialized else 0
-    if num_replicas < 1 or not 0 <= rank < num_replicas:
-        raise ValueError(f"need 0 <= rank < num_replicas, got rank {rank} of {num_replicas}")
-    return num_replicas, rank
+from cpc import dist
 
 
 class GroupedBatchSampler(Sampler[list[int]]):
@@ -83,7 +73,7 @@ class GroupedBatchSampler(Sampler[list[int]]):
         self.batch_size, self.groups_per_batch = batch_size, groups_per_batch
         self.chunk = batch_size // groups_per_batch
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
-        self.num_replicas, self.rank = _world(num_replicas, rank)
+        self.num_replicas, self.rank = dist.resolve(num_replicas, rank)
         ids = np.asarray(groups, dtype=np.int64)
         self._members = [np.flatnonzero(ids == g) for g in np.unique(ids)]
         if len(self) == 0:

@@ -10,12 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) when no process group is initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from cpc import dist as world
 
 
 def gather_pool(pool: Tensor) -> tuple[Tensor, int]:
@@ -29,7 +24,7 @@ def gather_pool(pool: Tensor) -> tuple[Tensor, int]:
         returns: (m_total, d) candidates of all ranks in rank order, and the offset of
             this rank's pool inside it.
     """
-    rank, size = world()
+    rank, size = world.rank(), world.world_size()
     if size == 1:
         return pool, 0
     from torch.distributed.nn.functional import all_gather

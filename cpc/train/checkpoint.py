@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import random
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -35,19 +34,44 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import cpc
-from cpc.config import Config, ConfigError, build_model
-from cpc.models.cpc import CPCModel
+from cpc.config import Config
+from cpc.loading import (
+    META,
+    TRAIN_STATE,
+    WEIGHTS,
+    CheckpointError,
+    checkpoint_dir,
+    latest_checkpoint,
+    list_checkpoints,
+    load_model,
+    load_weights,
+    read_meta,
+    resolve,
+)
+from cpc.version import __version__
 
-WEIGHTS = "model.safetensors"
-TRAIN_STATE = "train_state.pt"
-META = "meta.json"
+__all__ = [
+    "META",
+    "TRAIN_STATE",
+    "WEIGHTS",
+    "Checkpoint",
+    "CheckpointError",
+    "TrainState",
+    "checkpoint_dir",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_model",
+    "load_train_state",
+    "load_weights",
+    "read_meta",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "state_dict_cpu",
+]
+
 FORMAT_VERSION = 1
-_STEP_DIR = re.compile(r"^step_(\d{8,})$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be found, read or applied; the message names the file."""
 
 
 @dataclass
@@ -113,37 +137,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(w) for w in state["python"].tolist()), py_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
-
-
-# --- finding checkpoints --------------------------------------------------------------
-
-
-def checkpoint_dir(out_dir: str | Path) -> Path:
-    """The folder of a run's checkpoints."""
-    return Path(out_dir) / "checkpoints"
-
-
-def _is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (WEIGHTS, TRAIN_STATE, META))
-
-
-def list_checkpoints(out_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first; temporary leftovers are ignored."""
-    root = checkpoint_dir(out_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        match = _STEP_DIR.match(path.name)
-        if match and path.is_dir() and _is_complete(path):
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)]
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run directory, or None."""
-    found = list_checkpoints(out_dir)
-    return found[-1] if found else None
 
 
 # --- saving -------------------------------------------------------------------------
@@ -228,7 +221,7 @@ def save_checkpoint(
         "epoch": state.epoch,
         "batch_in_epoch": state.batch_in_epoch,
         "config": config.to_dict(),
-        "cpc_version": cpc.__version__,
+        "cpc_version": __version__,
         "torch_version": torch.__version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": data_info or {},
@@ -247,62 +240,6 @@ def save_checkpoint(
 
 
 # --- loading ------------------------------------------------------------------------
-
-
-def _resolve(path: str | Path) -> tuple[Path, Path]:
-    """(weights file, meta file) for a run dir, a checkpoint dir or a weights file."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix != ".safetensors":
-            raise CheckpointError(f"{path}: expected a .safetensors weights file")
-        return path, path.parent / META
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such checkpoint, run directory or weights file")
-    if (path / WEIGHTS).is_file():
-        return path / WEIGHTS, path / META
-    latest = latest_checkpoint(path)
-    if latest is None:
-        raise CheckpointError(f"{path}: neither a checkpoint nor a run directory with one")
-    return latest / WEIGHTS, latest / META
-
-
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """``meta.json`` of a checkpoint (a run dir, a checkpoint dir or a weights file)."""
-    _, meta_path = _resolve(path)
-    if not meta_path.is_file():
-        raise CheckpointError(f"{meta_path}: missing; it holds the config the model needs")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{meta_path}: not readable JSON ({err})") from err
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise CheckpointError(f"{meta_path}: no 'config' entry")
-    return meta
-
-
-def load_weights(model: nn.Module, weights: str | Path) -> None:
-    """Load a safetensors file into ``model``, refusing missing, unknown or misshaped keys."""
-    try:
-        tensors = safetensors.torch.load_file(str(weights), device="cpu")
-    except Exception as err:  # safetensors raises its own error types
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from err
-    expected = model.state_dict()
-    unknown = sorted(set(tensors) - set(expected))
-    missing = sorted(set(expected) - set(tensors))
-    if unknown or missing:
-        raise CheckpointError(
-            f"{weights}: weights do not match the model built from the config: "
-            f"unknown keys {unknown[:5]}{'...' if len(unknown) > 5 else ''}, "
-            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}"
-        )
-    bad = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-        for k, v in tensors.items()
-        if v.shape != expected[k].shape
-    ]
-    if bad:
-        raise CheckpointError(f"{weights}: shape mismatch: {'; '.join(bad[:5])}")
-    model.load_state_dict(tensors, strict=True)
 
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
@@ -345,7 +282,7 @@ def load_checkpoint(
         CheckpointError: Missing files, a crafted pickle, mismatched weights.
 
     """
-    weights, _ = _resolve(path)
+    weights, _ = resolve(path)
     ckpt_dir = weights.parent
     if not (ckpt_dir / TRAIN_STATE).is_file():
         raise CheckpointError(f"{ckpt_dir}: no {TRAIN_STATE}: not a training checkpoint")
@@ -360,30 +297,3 @@ def load_checkpoint(
     raw = data["state"]
     state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]))
     return Checkpoint(ckpt_dir, state, meta, list(data.get("rng") or []))
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel:
-    """Rebuild a trained model from its saved config and load its weights (eval mode).
-
-    Only ``meta.json`` (JSON) and the safetensors weights are read: nothing in the files
-    can run code.
-
-    Args:
-        path: A run directory (its newest checkpoint), a checkpoint directory, or a
-            ``model.safetensors`` file with its ``meta.json`` beside it.
-        device: Where to put the model.
-
-    Raises:
-        CheckpointError: No checkpoint, unreadable files, or weights that do not match
-            the model the config describes.
-
-    """
-    weights, _ = _resolve(path)
-    meta = read_meta(path)
-    try:
-        config = Config.from_dict(meta["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{weights.parent / META}: bad config: {err}") from err
-    model = build_model(config.model)
-    load_weights(model, weights)
-    return model.to(device).eval()

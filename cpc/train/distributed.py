@@ -19,6 +19,22 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cpc.dist import active, initialized, rank, world_size
+
+__all__ = [
+    "DistInfo",
+    "all_reduce",
+    "any_true",
+    "barrier",
+    "gather_objects",
+    "is_main",
+    "rank",
+    "resolve_device",
+    "setup",
+    "teardown",
+    "world_size",
+]
+
 logger = logging.getLogger(__name__)
 
 
@@ -77,7 +93,7 @@ def setup(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = resolve_device(device, local_rank)
-    if dist.is_available() and dist.is_initialized():
+    if initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, target)
     if world <= 1 or "RANK" not in os.environ:
         return DistInfo(0, 1, 0, target)
@@ -98,22 +114,8 @@ def setup(device: str = "auto") -> DistInfo:
 
 def teardown(info: DistInfo) -> None:
     """Destroy the process group if :func:`setup` created it."""
-    if info.initialized_here and dist.is_initialized():
+    if info.initialized_here and initialized():
         dist.destroy_process_group()
-
-
-def _active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    """Rank of this process (0 without a process group)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    """Number of processes (1 without a process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def is_main() -> bool:
@@ -123,7 +125,7 @@ def is_main() -> bool:
 
 def barrier() -> None:
     """Wait for every process (no-op in a single process)."""
-    if _active():
+    if active():
         dist.barrier()
 
 
@@ -135,7 +137,7 @@ def all_reduce(tensor: torch.Tensor, op: str = "mean") -> torch.Tensor:
     if op not in ("mean", "sum", "max", "min"):
         raise ValueError(f"op must be mean, sum, max or min, got {op!r}")
     out = tensor.detach().clone()
-    if not _active():
+    if not active():
         return out
     ops = {"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM}
     ops.update({"max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN})
@@ -157,7 +159,7 @@ def gather_objects(obj: object) -> list[object]:
     For small in-memory values exchanged between the processes of one run (RNG
     states); nothing read from disk goes through it.
     """
-    if not _active():
+    if not active():
         return [obj]
     out: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
