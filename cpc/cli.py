@@ -32,52 +32,27 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from cpc.data.audio import AudioFileDataset
-    from cpc.data.signals import ChannelStats, SignalFileDataset
-    from cpc.extract import extract_dataset
-    from cpc.train.checkpoint import load_model, read_meta
+    from cpc.data.recipe import DataInfo
+    from cpc.data.registry import get_recipe
+    from cpc.loading import load_model, read_meta
 
     model = load_model(args.checkpoint).to(args.device)
     meta = read_meta(args.checkpoint)
-    modality, info = meta["config"]["model"]["modality"], meta.get("data", {})
-    min_length = model.receptive_field
-    dataset: AudioFileDataset | SignalFileDataset
-    if modality == "audio":
-        rate = meta["config"]["model"]["sample_rate"]
-        dataset = AudioFileDataset(args.input, rate, min_samples=min_length, strict=args.strict)
-        step_seconds: float | None = model.downsampling / rate
-    elif modality == "signal":
-        # The training set's channels and normalisation (its statistics when it used
-        # dataset-wide ones) are saved in the checkpoint and reused here.
-        normalize = info.get("normalize", "file")
-        if normalize == "dataset":
-            normalize = ChannelStats.from_dict(info["stats"])
-        dataset = SignalFileDataset(
-            args.input,
-            channels=info.get("channels"),
-            normalize=normalize,
-            rate=info.get("rate"),
-            min_length=min_length,
-            strict=args.strict,
-        )
-        step_seconds = model.downsampling / info["rate"] if info.get("rate") else None
-    else:
-        print(
-            "cpc extract: error: image-grid models take images, not files of samples; "
-            "use model.features(images) from Python",
-            file=sys.stderr,
-        )
-        return 2
+    recipe = get_recipe(meta["config"]["model"]["modality"])
+    # The training data's facts (rate, channels, statistics, image size) are saved in
+    # the checkpoint; the recipe reads the new files the same way.
+    info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
+    dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
-    index = extract_dataset(model, dataset, args.output, args.layer, chunk, step_seconds)
-    print(f"features of {len(dataset)} files written; index: {index}")
+    written = recipe.extract(model, dataset, args.output, args.layer, chunk, info)
+    print(f"features of {written} files written; index: {args.output / 'index.csv'}")
     if dataset.report.skipped:
         print(dataset.report.summary())
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from cpc.train.checkpoint import load_model, read_meta
+    from cpc.loading import load_model, read_meta
 
     meta = read_meta(args.checkpoint)
     model = load_model(args.checkpoint)
@@ -303,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpc`` command."""
     from cpc.config import ConfigError
     from cpc.data.errors import DataError
-    from cpc.train.checkpoint import CheckpointError
+    from cpc.loading import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:

@@ -27,43 +27,53 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """The model: which builder and its flat arguments (see :mod:`cpc.models.builders`)."""
+    """The model: which builder and its flat arguments (see :mod:`cpc.models.builders`).
+
+    Every field but ``modality`` defaults to None, meaning "the builder's default" (and
+    the builder's default head, :class:`~cpc.models.builders.HeadSettings`), so a config
+    naming only ``modality: image`` builds exactly ``cpc_image()``. A field the
+    modality's builder does not take is ignored.
+    """
 
     modality: Literal["audio", "signal", "image"] = "audio"
     """Which builder: ``cpc_audio``, ``cpc_signal`` or ``cpc_image``."""
-    frontend: Literal["waveform", "logmel", "mfcc"] = "waveform"
-    """Audio only: raw waveform convolutions or a spectral front-end."""
-    sample_rate: int = 16000
-    """Audio only: the model's rate; data at other rates is resampled to it."""
-    in_channels: int = 1
+    frontend: Literal["waveform", "logmel", "mfcc"] | None = None
+    """Audio only: raw waveform convolutions (default) or a spectral front-end."""
+    sample_rate: int | None = None
+    """Audio only: the model's rate (16000); data at other rates is resampled to it."""
+    in_channels: int | None = None
     """Signals and images: input channels."""
-    channels: int = 512
+    channels: int | None = None
     """Width of the 1-D encoder (CPC paper: 512)."""
-    kernels: list[int] = field(default_factory=lambda: [10, 8, 4, 4, 4])
-    strides: list[int] = field(default_factory=lambda: [5, 4, 2, 2, 2])
-    norm: Literal["layer", "batch", "none"] = "layer"
-    context: Literal["gru", "lstm", "transformer", "conv", "masked_conv"] = "gru"
-    context_dim: int = 256
-    context_layers: int = 1
+    kernels: list[int] | None = None
+    strides: list[int] | None = None
+    norm: Literal["layer", "batch", "none"] | None = None
+    context: Literal["gru", "lstm", "transformer", "conv", "masked_conv"] | None = None
+    context_dim: int | None = None
+    context_layers: int | None = None
     k_min: int | None = None
     """First prediction offset; None: 1 for sequences, 2 for overlapping patches."""
-    num_offsets: int = 12
-    num_negatives: int = 128
-    negatives: Literal["batch", "sequence", "all"] = "batch"
-    temperature: float = 1.0
-    predictor: Literal["linear", "mlp"] = "linear"
-    gather_distributed: bool = False
+    num_offsets: int | None = None
+    num_negatives: int | None = None
+    negatives: Literal["batch", "sequence", "all"] | None = None
+    temperature: float | None = None
+    predictor: Literal["linear", "mlp"] | None = None
+    gather_distributed: bool | None = None
     """Draw negatives from every process's batch under torchrun."""
-    patch_size: int = 64
+    patch_size: int | None = None
     """Images only: patch size and stride in pixels (CPC v2: 64 on a stride of 32)."""
-    patch_stride: int = 32
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256])
-    blocks: int = 1
-    dim: int = 256
+    patch_stride: int | None = None
+    widths: list[int] | None = None
+    blocks: int | None = None
+    dim: int | None = None
     """Images only: latent size of a patch."""
 
     def __post_init__(self) -> None:
-        if len(self.kernels) != len(self.strides):
+        if (
+            self.kernels is not None
+            and self.strides is not None
+            and len(self.kernels) != len(self.strides)
+        ):
             raise ConfigError(
                 f"model.kernels {self.kernels} and model.strides {self.strides} "
                 "need one entry per layer"
@@ -71,12 +81,21 @@ class ModelConfig:
         if self.k_min is not None and self.k_min < 1:
             raise ConfigError(f"model.k_min must be >= 1, got {self.k_min}")
 
+    def given(self) -> dict[str, Any]:
+        """The fields set (not None) other than ``modality``: the builder's arguments."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "modality" and getattr(self, f.name) is not None
+        }
+
 
 @dataclass
 class DataConfig:
     """Where the training data comes from and how batches are cut."""
 
-    kind: Literal["audio", "signal", "image"] = "audio"
+    kind: Literal["audio", "signal", "image"] | None = None
+    """The data's modality; None: ``model.modality`` (they must agree)."""
     train: str = ""
     """Audio/signals: a folder (searched recursively) or a CSV/TSV manifest with a
     ``path`` column. Images: an image folder, or ``idx:DIR`` for MNIST-style IDX files
@@ -91,6 +110,11 @@ class DataConfig:
     batch_size: int = 8
     group_by: Literal["none", "speaker"] = "none"
     """``speaker``: batches from few speakers/writers (same-group negatives)."""
+    group_from: str = "auto"
+    """Where a file's speaker/writer comes from: ``auto`` (the manifest's ``speaker``
+    column for audio, ``label``/``writer`` for signals, else the parent folder),
+    ``parent``, ``grandparent`` (LibriSpeech/LibriLight: ``speaker/chapter/file``),
+    ``regex:PATTERN`` (first capture group, searched in the path) or ``column:NAME``."""
     groups_per_batch: int = 1
     num_workers: int = 0
     strict: bool = False
@@ -172,17 +196,16 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        from cpc.data.registry import get_recipe
+
+        if self.data.kind is None:
+            self.data.kind = self.model.modality
         if self.model.modality != self.data.kind:
             raise ConfigError(
                 f"model.modality={self.model.modality!r} does not match "
                 f"data.kind={self.data.kind!r}"
             )
-        channels = self.data.channels
-        if self.model.modality == "signal" and channels and len(channels) != self.model.in_channels:
-            raise ConfigError(
-                f"model.in_channels={self.model.in_channels} but data.channels lists "
-                f"{len(channels)}: {channels}"
-            )
+        get_recipe(self.model.modality).check(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe)."""
@@ -299,39 +322,7 @@ def save_config(config: Config, path: str | Path) -> None:
 
 
 def build_model(model: ModelConfig) -> CPCModel:
-    """The :class:`CPCModel` a model config describes, through the flat builders."""
-    from cpc.models.builders import cpc_audio, cpc_image, cpc_signal
+    """The :class:`CPCModel` a model config describes, through its modality's builder."""
+    from cpc.data.registry import get_recipe
 
-    common: dict[str, Any] = {
-        "context": model.context,
-        "context_dim": model.context_dim,
-        "context_layers": model.context_layers,
-        "num_offsets": model.num_offsets,
-        "num_negatives": model.num_negatives,
-        "negatives": model.negatives,
-        "temperature": model.temperature,
-        "predictor": model.predictor,
-        "gather_distributed": model.gather_distributed,
-    }
-    if model.modality == "image":
-        return cpc_image(
-            model.in_channels,
-            patch_size=model.patch_size,
-            patch_stride=model.patch_stride,
-            widths=model.widths,
-            blocks=model.blocks,
-            dim=model.dim,
-            k_min=model.k_min,
-            **common,
-        )
-    common["k_min"] = model.k_min or 1
-    conv: dict[str, Any] = {
-        "channels": model.channels,
-        "kernels": model.kernels,
-        "strides": model.strides,
-    }
-    if model.modality == "signal":
-        return cpc_signal(model.in_channels, norm=model.norm, **conv, **common)
-    return cpc_audio(
-        frontend=model.frontend, sample_rate=model.sample_rate, norm=model.norm, **conv, **common
-    )
+    return get_recipe(model.modality).build_model(model)

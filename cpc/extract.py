@@ -7,39 +7,34 @@ the previous one by ``R - D`` samples, and the latents concatenate to exactly th
 whole-file latents. A recurrent context then continues over the chunks with its carried
 state; other contexts run once over the (small) concatenated latents. Either way the
 result equals the features of the whole file at once, with memory bounded by the chunk.
+
+Image-grid models write one grid of features per image and a pooled row
+(:func:`write_grid_features`). Extraction never substitutes one item for another: an
+item that fails is reported and has no row, and the count printed is the rows written.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from cpc.models.context import RecurrentContext
+from cpc.data.errors import DataError
+from cpc.data.recipe import FileItems
 from cpc.models.cpc import CPCModel
 
 Layer = Literal["context", "encoder"]
 
 
-class FileItems(Protocol):
-    """A data set of whole files: ``len()`` and items with ``x`` and ``path``."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-
 def _geometry(model: CPCModel) -> tuple[int, int]:
-    enc = model.encoder
-    field = getattr(enc, "receptive_field", None)
-    if field is None:
-        raise ValueError(f"{type(enc).__name__} has no receptive_field: cannot chunk its input")
-    return int(enc.downsampling), int(field)  # type: ignore[arg-type]
+    return model.downsampling, model.receptive_field
 
 
 @torch.no_grad()
@@ -72,12 +67,12 @@ def extract_sequence(
     parts: list[Tensor] = []
     state: Any = None
     context = model.context
-    recurrent = isinstance(context, RecurrentContext)
+    recurrent = context.supports_chunks
     for first in range(0, steps, chunk):
         last = min(first + chunk, steps)  # latents [first, last)
         piece = x[first * downsampling : (last - 1) * downsampling + field][None]
         z, _ = model.encoder(piece)  # (1, last - first, 1, d)
-        if layer == "context" and isinstance(context, RecurrentContext):
+        if layer == "context" and recurrent:
             c, state = context.forward_chunk(z, state)
             parts.append(c[0, :, 0])
         else:
@@ -88,6 +83,80 @@ def extract_sequence(
     return feats
 
 
+@dataclass(frozen=True)
+class Written:
+    """What an extraction wrote: the index file and the number of items in it."""
+
+    index: Path
+    files: int
+
+
+def _rows(
+    dataset: FileItems, compute: Callable[[dict[str, Any], int], tuple[Any, ...]]
+) -> list[Any]:
+    """``compute(item, n)`` for every item that loads; a failing one is reported, no row.
+
+    Extraction never substitutes one file for another: the row count equals the files
+    whose features were written.
+    """
+    rows = []
+    for n in range(len(dataset)):
+        try:
+            item = dataset[n]
+        except DataError as err:
+            dataset.report.skip(err.path, err.reason)
+            continue
+        rows.append(compute(item, n))
+    return rows
+
+
+def _write_index(out: Path, header: list[str], rows: list[Any], meta: dict[str, Any]) -> Written:
+    with open(out / "index.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    (out / "extract.json").write_text(json.dumps({**meta, "files": len(rows)}, indent=2))
+    return Written(out / "index.csv", len(rows))
+
+
+def write_sequence_features(
+    model: CPCModel,
+    dataset: FileItems,
+    out_dir: str | Path,
+    layer: Layer = "context",
+    chunk_steps: int | None = 1000,
+    step_seconds: float | None = None,
+) -> Written:
+    """Write one ``.npy`` of features (s, d) per item and an ``index.csv`` beside them.
+
+    Items are those of a whole-file data set (``x``, ``path``). The index lists
+    ``path, features, steps, dim`` per file; ``extract.json`` records the layer, the
+    downsampling and the step duration so frames can be mapped back to time. A file
+    that fails to decode is reported in ``dataset.report`` and has no row.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+
+    def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
+        feats = extract_sequence(model, item["x"].to(device), layer, chunk_steps)
+        name = f"{n:06d}_{Path(item['path']).stem}.npy"
+        np.save(out / name, feats.float().cpu().numpy())
+        return (item["path"], name, feats.shape[0], feats.shape[1])
+
+    rows = _rows(dataset, compute)
+    downsampling, field = _geometry(model)
+    meta = {
+        "layer": layer,
+        "downsampling": downsampling,
+        "receptive_field": field,
+        "step_seconds": step_seconds,
+        "frame_rule": "feature j covers input samples [j*downsampling, j*downsampling + "
+        "receptive_field)",
+    }
+    return _write_index(out, ["path", "features", "steps", "dim"], rows, meta)
+
+
 def extract_dataset(
     model: CPCModel,
     dataset: FileItems,
@@ -96,36 +165,37 @@ def extract_dataset(
     chunk_steps: int | None = 1000,
     step_seconds: float | None = None,
 ) -> Path:
-    """Write one ``.npy`` of features (s, d) per item and an ``index.csv`` beside them.
+    """:func:`write_sequence_features`, returning the index file."""
+    return write_sequence_features(model, dataset, out_dir, layer, chunk_steps, step_seconds).index
 
-    Items are the dicts of :class:`cpc.data.audio.AudioFileDataset` or
-    :class:`cpc.data.signals.SignalFileDataset` (``x``, ``path``). The index lists
-    ``path, features, steps, dim`` per file; ``extract.json`` records the layer, the
-    downsampling and the step duration so frames can be mapped back to time.
+
+@torch.no_grad()
+def write_grid_features(
+    model: CPCModel, dataset: FileItems, out_dir: str | Path, layer: Layer = "context"
+) -> Written:
+    """Per image: a ``.npy`` of grid features (rows, cols, d) and a pooled row.
+
+    ``pooled.npy`` holds one row per indexed image (the mean over the grid), in index
+    order, for linear probes; ``index.csv`` lists ``path, features, rows, cols, dim``.
+    An image that fails to load is reported in ``dataset.report`` and has no row.
+
+    Shape:
+        item ``"x"``: (c, h, w); grid file: (rows, cols, d); ``pooled.npy``: (n, d).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
-    rows = []
-    for n in range(len(dataset)):
-        item = dataset[n]
-        feats = extract_sequence(model, item["x"].to(device), layer, chunk_steps)
-        name = f"{n:06d}_{Path(item['path']).stem}.npy"
-        np.save(out / name, feats.float().cpu().numpy())
-        rows.append((item["path"], name, feats.shape[0], feats.shape[1]))
-    with open(out / "index.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "features", "steps", "dim"])
-        writer.writerows(rows)
-    downsampling, field = _geometry(model)
-    meta = {
-        "layer": layer,
-        "downsampling": downsampling,
-        "receptive_field": field,
-        "step_seconds": step_seconds,
-        "files": len(rows),
-        "frame_rule": "feature j covers input samples [j*downsampling, j*downsampling + "
-        "receptive_field)",
-    }
-    (out / "extract.json").write_text(json.dumps(meta, indent=2))
-    return out / "index.csv"
+    pooled: list[np.ndarray] = []
+
+    def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
+        feats, _ = model.features(item["x"][None].to(device), layer=layer)  # (1, r, q, d)
+        grid = feats[0].float().cpu().numpy()
+        name = f"{n:06d}_{Path(str(item['path']).split('#')[0]).stem}.npy"
+        np.save(out / name, grid)
+        pooled.append(grid.mean(axis=(0, 1)))
+        return (item["path"], name, *grid.shape)
+
+    rows = _rows(dataset, compute)
+    np.save(out / "pooled.npy", np.stack(pooled) if pooled else np.zeros((0, 0), np.float32))
+    meta = {"layer": layer, "pooled": "pooled.npy: mean over the grid, one row per index row"}
+    return _write_index(out, ["path", "features", "rows", "cols", "dim"], rows, meta)

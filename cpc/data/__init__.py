@@ -1,7 +1,10 @@
-"""Data layer: audio and signal data sets, padding collate, grouped batch sampling.
+"""Data layer: one recipe per modality, one window data set, collate, grouped sampling.
 
-Every data set follows the bad-input policy of :mod:`cpc.data.errors`: unusable files
-are reported and skipped (or raise with ``strict=True``).
+:mod:`cpc.data.registry` maps a modality name to its recipe (:mod:`cpc.data.recipes`);
+:mod:`cpc.data.windows` holds the window and whole-file data sets shared by audio and
+signals over the :class:`~cpc.data.windows.Source` protocol. Every data set follows the
+bad-input policy of :mod:`cpc.data.errors`: unusable files are reported and skipped
+(or raise with ``strict=True``).
 """
 
 from cpc.data.audio import (
@@ -13,6 +16,7 @@ from cpc.data.audio import (
 )
 from cpc.data.collate import pad_collate
 from cpc.data.errors import DataError, EmptyDatasetError, SkipReport
+from cpc.data.recipe import DataInfo
 from cpc.data.samplers import GroupedBatchSampler
 from cpc.data.signal_io import Signal, read_signal
 from cpc.data.signals import (
@@ -23,20 +27,27 @@ from cpc.data.signals import (
     signal_records,
     svc2004_writer,
 )
+from cpc.data.sources import Record
+from cpc.data.windows import FileDataset, Source, WindowDataset
 
 __all__ = [
     "AudioFileDataset",
     "AudioRecord",
     "AudioWindowDataset",
     "ChannelStats",
+    "DataInfo",
     "DataError",
     "EmptyDatasetError",
+    "FileDataset",
     "GroupedBatchSampler",
+    "Record",
     "Signal",
     "SignalFileDataset",
     "SignalRecord",
     "SignalWindowDataset",
     "SkipReport",
+    "Source",
+    "WindowDataset",
     "audio_records",
     "pad_collate",
     "read_audio",

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from cpc.data.errors import DataError, EmptyDatasetError, SkipReport, load_or_next
+from cpc.data.errors import DataError
 from cpc.data.signal_io import Signal, fill_missing, read_signal, resample_uniform
-from cpc.data.sources import list_files, read_manifest
+from cpc.data.sources import Record, group_rule, list_records
+from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
 
 SIGNAL_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
 
@@ -38,40 +38,33 @@ DISCRETE_CHANNELS = frozenset({"button"})
 _EPS = 1e-8
 
 
-@dataclass(frozen=True)
-class SignalRecord:
-    """One signal file and its label (writer, class), before reading."""
+SignalRecord = Record
+"""A signal file's record (:class:`cpc.data.sources.Record`; the group is the writer)."""
 
-    path: str
-    label: str
+#: Manifest columns that name a signal file's group by default.
+GROUP_COLUMNS = ("label", "writer")
 
 
 def signal_records(
-    source: str | Path, label_fn: Callable[[Path], str] | None = None
-) -> list[SignalRecord]:
+    source: str | Path,
+    group_fn: Callable[[Path], str] | None = None,
+    group_from: str = "auto",
+) -> list[Record]:
     """List the signal files of a folder, or the rows of a manifest, as records.
 
     Args:
         source: A folder (searched recursively for .npy/.npz/.csv/.tsv/.txt, any case)
             or a CSV/TSV manifest with a ``path`` column and a ``label`` or ``writer``
             column.
-        label_fn: Label from a file path where the manifest gives none. Default: the
-            parent folder's name. For SVC2004 (``U12S3.TXT``) use :func:`svc2004_writer`.
+        group_fn: The group from a file path where the manifest gives none (overrides
+            the parent folder). For SVC2004 (``U12S3.TXT``) use :func:`svc2004_writer`.
+        group_from: ``data.group_from`` (:func:`cpc.data.sources.group_rule`).
 
     Returns:
         The records, in folder-sorted or manifest order.
 
     """
-    label_of = label_fn or (lambda p: p.parent.name)
-    root = Path(source)
-    if root.is_dir():
-        return [SignalRecord(str(f), label_of(f)) for f in list_files(root, SIGNAL_EXTENSIONS)]
-    return [
-        SignalRecord(
-            row["path"], row.get("label") or row.get("writer") or label_of(Path(row["path"]))
-        )
-        for row in read_manifest(root)
-    ]
+    return list_records(source, SIGNAL_EXTENSIONS, group_rule(group_from, GROUP_COLUMNS, group_fn))
 
 
 def svc2004_writer(path: Path) -> str:
@@ -133,77 +126,84 @@ class _Moments:
 Normalize = Literal["file", "none", "dataset"]
 
 
-class _SignalSet(Dataset[dict[str, Any]]):
-    """Reads every record once at construction to validate it and gather statistics."""
+class SignalSource(FileSource):
+    """Signal streams: every file read once at construction to validate it and gather
+    statistics; a stretch is read by preparing the whole stream and cutting it.
+
+    Args:
+        records: Records, or a folder / manifest path passed to :func:`signal_records`.
+        channels: Channel names or column positions to keep, in order. ``None``: all
+            channels of the first usable file (for SVC2004, the defaults in the module
+            docstring); files lacking one are skipped.
+        normalize: ``"file"`` (z-score each channel per file; drops absolute position
+            and scale), ``"none"``, ``"dataset"`` (z-score with statistics of these
+            records, exposed as :attr:`stats`), or a :class:`ChannelStats` from the
+            training set (for validation data or a loaded checkpoint).
+        rate: Resample to this many Hz when a file has timestamps; ``None`` keeps
+            the recorded points.
+        min_length: Streams shorter than this are skipped; pass the encoder's
+            receptive field.
+        strict: Raise :class:`DataError` on the first bad file instead of skipping.
+        key: Array name to read from ``.npz`` files (default: the first array).
+        cache: Keep the prepared streams in memory (small corpora such as SVC2004).
+        skip_below: See :class:`~cpc.data.windows.FileSource`.
+
+    """
 
     def __init__(
         self,
-        records: Sequence[SignalRecord] | str | Path,
-        channels: Sequence[str | int] | None,
-        normalize: Normalize | ChannelStats,
-        rate: float | None,
-        min_length: int,
-        strict: bool,
-        key: str | None,
-        cache: bool,
-        window: int | None = None,
+        records: Sequence[Record] | str | Path,
+        channels: Sequence[str | int] | None = None,
+        normalize: Normalize | ChannelStats = "file",
+        rate: float | None = None,
+        min_length: int = 1,
+        strict: bool = False,
+        key: str | None = None,
+        cache: bool = False,
+        skip_below: int | None = None,
     ) -> None:
         if isinstance(normalize, str) and normalize not in ("file", "none", "dataset"):
             raise ValueError(f"normalize must be file/none/dataset or ChannelStats: {normalize!r}")
         if rate is not None and rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
-        if min_length < 1:
-            raise ValueError(f"min_length must be at least 1, got {min_length}")
         listed = signal_records(records) if isinstance(records, str | Path) else records
-        self.normalize, self.rate, self.key = normalize, rate, key
-        self.min_length, self.strict = min_length, strict
-        self.report = SkipReport()
+        self.normalize, self.rate, self.key, self.cache = normalize, rate, key, cache
+        self._source = str(records) if isinstance(records, str | Path) else None
         self._select: list[str | int] | None = None if channels is None else list(channels)
         #: Names of the channels kept, in order (from the first usable file).
         self.channels: list[str] = []
-        self._bad: set[int] = set()
         self._cache: dict[str, np.ndarray] = {}
-        kept: list[tuple[SignalRecord, int]] = []
-        moments: _Moments | None = None
-        for record in listed:
-            self.report.checked += 1
-            try:
-                values, names = self._prepare(record.path, notes=True)
-            except DataError as err:
-                self.report.skip(err.path, err.reason, strict)
-                continue
-            length = values.shape[0]
-            if length < min_length:
-                reason = f"too short: {length} steps < min_length {min_length}"
-                self.report.skip(record.path, reason, strict)
-                continue
-            if window is not None and length < window:
-                self.report.skip(record.path, f"short clip: {length} steps < window {window}")
-                continue
-            if not kept:
-                self.channels = names
-                self._select = self._select or list(names)
-            kept.append((record, length))
-            if cache:
-                self._cache[record.path] = values.astype(np.float32)
-            if normalize == "dataset":
-                moments = moments or _Moments(values.shape[1])
-                moments.add(values)
-        if not kept:
-            source = str(records) if isinstance(records, str | Path) else "signal records"
-            raise EmptyDatasetError(source, self.report)
+        self._moments: _Moments | None = None
+        super().__init__(listed, min_length, strict, skip_below, unit="steps")
         #: Statistics used by ``normalize="dataset"`` (or the ones passed in); save them.
         self.stats: ChannelStats | None = None
         if isinstance(normalize, ChannelStats):
             self.stats = normalize
-        elif moments is not None:
-            self.stats = moments.stats(self.channels)
+        elif self._moments is not None:
+            self.stats = self._moments.stats(self.channels)
         if self.stats is not None and self.stats.channels != self.channels:
             raise ValueError(f"stats cover {self.stats.channels}, data has {self.channels}")
-        #: Label names; an item's ``"label"`` is an index into this list.
-        self.labels: list[str] = sorted({r.label for r, _ in kept})
-        index = {name: i for i, name in enumerate(self.labels)}
-        self._files = [(r.path, index[r.label], n) for r, n in kept]
+
+    def describe(self, records: Sequence[Record]) -> str:  # type: ignore[override]
+        """The folder or manifest, else a description of the records."""
+        return self._source or "signal records"
+
+    def probe(self, path: str) -> tuple[int, tuple[np.ndarray, list[str]]]:
+        """Length of a usable stream, with its prepared values and channel names."""
+        values, names = self._prepare(path, notes=True)
+        return values.shape[0], (values, names)
+
+    def accept(self, record: Record, payload: Any, first: bool) -> None:
+        """Fix the channels on the first kept file; cache and gather statistics."""
+        values, names = payload
+        if first:
+            self.channels = names
+            self._select = self._select or list(names)
+        if self.cache:
+            self._cache[record.path] = values.astype(np.float32)
+        if self.normalize == "dataset":
+            self._moments = self._moments or _Moments(values.shape[1])
+            self._moments.add(values)
 
     def _prepare(self, path: str, notes: bool = False) -> tuple[np.ndarray, list[str]]:
         """Read, select channels, fill gaps and resample one file (not normalised)."""
@@ -250,76 +250,55 @@ class _SignalSet(Dataset[dict[str, Any]]):
             values = (values - values.mean(axis=0)) / np.where(std < _EPS, 1.0, std)
         return torch.from_numpy(values.astype(np.float32))
 
+    def read(self, index: int, offset: int = 0, frames: int | None = None) -> torch.Tensor:
+        """Steps ``[offset, offset + frames)`` of stream ``index``, normalised over the
+        whole stream (so a window equals the same slice of the whole file).
+        """
+        x = self._normalized(self.paths[index])
+        return x[offset : None if frames is None else offset + frames]
+
+
+class _SignalFacts:
+    """The channels and statistics of a signal data set's source."""
+
+    signals: SignalSource
+
     @property
-    def groups(self) -> list[int]:
-        """Label index of every item, for :class:`~cpc.data.samplers.GroupedBatchSampler`."""
-        return [self._files[self._file_of(i)][1] for i in range(len(self))]
+    def channels(self) -> list[str]:
+        """Names of the channels kept, in order."""
+        return self.signals.channels
 
-    def _file_of(self, index: int) -> int:
-        return index
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def _path(self, index: int) -> str:
-        return self._files[self._file_of(index)][0]
-
-    def _load(self, index: int) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Item ``index``, or the next loadable one if its file fails to read."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        return load_or_next(
-            index, len(self), self._load, self._bad, self.report, self._path, self.strict
-        )
+    @property
+    def stats(self) -> ChannelStats | None:
+        """Statistics of ``normalize="dataset"`` (or the ones passed in), else None."""
+        return self.signals.stats
 
 
-class SignalWindowDataset(_SignalSet):
-    """Random fixed-length windows of signal streams for CPC training.
-
-    Offsets come from a generator seeded by ``(seed, epoch, index)``; call
-    :meth:`set_epoch` every epoch. Streams shorter than ``window`` follow
-    ``short_clips`` exactly as in :class:`~cpc.data.audio.AudioWindowDataset`:
-    ``"pad"`` zero-pads and reports the true ``"length"``, ``"skip"`` drops them at
-    construction (recorded in :attr:`report`).
+class SignalWindowDataset(_SignalFacts, WindowDataset):
+    """Random training windows of signal streams (:class:`~cpc.data.windows.WindowDataset`).
 
     Args:
         records: Records, or a folder / manifest path passed to :func:`signal_records`.
         window: Window length in time steps (after resampling).
-        channels: Channel names or column positions to keep, in order. ``None``: all
-            channels of the first usable file (for SVC2004, the defaults in the module
-            docstring); files lacking one are skipped.
-        normalize: ``"file"`` (z-score each channel per file; drops absolute position
-            and scale), ``"none"``, ``"dataset"`` (z-score with statistics of these
-            records, exposed as :attr:`stats`), or a :class:`ChannelStats` from the
-            training set (for validation data or a loaded checkpoint).
-        short_clips: ``"pad"`` or ``"skip"``.
-        rate: Resample to this many Hz when a file has timestamps; ``None`` keeps
-            the recorded points.
-        min_length: Streams shorter than this are skipped; pass the encoder's
-            receptive field.
-        cover: If true a stream yields ``max(1, length // window)`` items per epoch.
-        strict: Raise :class:`DataError` on the first bad file instead of skipping.
-        seed: Base seed of the window offsets.
-        key: Array name to read from ``.npz`` files (default: the first array).
-        cache: Keep the prepared streams in memory (small corpora such as SVC2004).
+        channels, normalize, rate, key, cache: See :class:`SignalSource`.
+        short_clips: ``"pad"`` (zero-pad, report the true length) or ``"skip"``.
+        min_length: Streams shorter than this are skipped.
+        cover, seed, strict: See :class:`~cpc.data.windows.WindowDataset`.
 
     Shape:
-        item ``"x"``: ``(window, c)`` float32; ``"length"``, ``"label"``, ``"index"``:
+        item ``"x"``: ``(window, c)`` float32; ``"length"``, ``"group"``, ``"index"``:
         ints.
 
     """
 
     def __init__(
         self,
-        records: Sequence[SignalRecord] | str | Path,
+        records: Sequence[Record] | str | Path,
         window: int,
         channels: Sequence[str | int] | None = None,
         normalize: Normalize | ChannelStats = "file",
         *,
-        short_clips: Literal["pad", "skip"] = "pad",
+        short_clips: ShortClips = "pad",
         rate: float | None = None,
         min_length: int = 1,
         cover: bool = False,
@@ -328,53 +307,17 @@ class SignalWindowDataset(_SignalSet):
         key: str | None = None,
         cache: bool = False,
     ) -> None:
-        if window < 1:
-            raise ValueError(f"window must be positive, got {window}")
-        if short_clips not in ("pad", "skip"):
-            raise ValueError(f"short_clips must be 'pad' or 'skip', got {short_clips!r}")
-        skip_below = window if short_clips == "skip" else None
-        super().__init__(
+        skip_below = short_clip_limit(window, short_clips)
+        self.signals = SignalSource(
             records, channels, normalize, rate, min_length, strict, key, cache, skip_below
         )
-        self.window, self.seed, self.epoch = window, seed, 0
-        self._items = [
-            f
-            for f, (_, _, n) in enumerate(self._files)
-            for _ in range(max(1, n // window) if cover else 1)
-        ]
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose window offsets :meth:`__getitem__` draws.
-
-        DataLoader workers hold copies of the data set made when an epoch's iterator
-        starts, so call this before ``iter(loader)``, and do not combine it with
-        ``persistent_workers=True`` (the workers would keep the first epoch).
-        """
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def _file_of(self, index: int) -> int:
-        return self._items[index]
-
-    def _load(self, index: int) -> dict[str, Any]:
-        path, label, _ = self._files[self._items[index]]
-        x = self._normalized(path)  # normalised over the whole stream, then cut
-        length = int(x.shape[0])
-        if length > self.window:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            offset = int(rng.integers(0, length - self.window + 1))
-            x, length = x[offset : offset + self.window], self.window
-        elif length < self.window:  # (t, c) -> (window, c)
-            x = torch.nn.functional.pad(x, (0, 0, 0, self.window - length))
-        return {"x": x.contiguous(), "length": length, "label": label, "index": index}
+        super().__init__(self.signals, window, cover=cover, seed=seed, strict=strict)
 
 
-class SignalFileDataset(_SignalSet):
-    """Whole signal streams, for feature extraction and probes.
+class SignalFileDataset(_SignalFacts, FileDataset):
+    """Whole signal streams, for extraction and probes (never substituted).
 
-    Arguments are those of :class:`SignalWindowDataset` without the windowing ones.
+    Arguments are those of :class:`SignalSource`.
 
     Shape:
         item ``"x"``: ``(t, c)`` float32 with ``t == item["length"]``.
@@ -382,7 +325,7 @@ class SignalFileDataset(_SignalSet):
 
     def __init__(
         self,
-        records: Sequence[SignalRecord] | str | Path,
+        records: Sequence[Record] | str | Path,
         channels: Sequence[str | int] | None = None,
         normalize: Normalize | ChannelStats = "file",
         *,
@@ -392,14 +335,7 @@ class SignalFileDataset(_SignalSet):
         key: str | None = None,
         cache: bool = False,
     ) -> None:
-        super().__init__(records, channels, normalize, rate, min_length, strict, key, cache)
-
-    @property
-    def paths(self) -> list[str]:
-        """The usable files, in item order."""
-        return [path for path, _, _ in self._files]
-
-    def _load(self, index: int) -> dict[str, Any]:
-        path, label, _ = self._files[index]
-        x = self._normalized(path)
-        return {"x": x, "length": int(x.shape[0]), "label": label, "path": path, "index": index}
+        self.signals = SignalSource(
+            records, channels, normalize, rate, min_length, strict, key, cache
+        )
+        super().__init__(self.signals)

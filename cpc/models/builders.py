@@ -6,9 +6,8 @@ Defaults cite their source. Each builder has a small preset for CPU work.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
-
-from torch import nn
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 from cpc.losses.infonce import InfoNCE, NegativeMode
 from cpc.models.context import (
@@ -20,12 +19,13 @@ from cpc.models.context import (
 from cpc.models.cpc import CPCModel
 from cpc.models.encoders import ConvEncoder, Norm, PatchGridEncoder, SpectralEncoder
 from cpc.models.predictor import Predictor
+from cpc.models.protocols import Context, Encoder
 
 ContextKind = Literal["gru", "lstm", "transformer", "conv", "masked_conv"]
 CONTEXTS: tuple[str, ...] = ("gru", "lstm", "transformer", "conv", "masked_conv")
 
 
-def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> nn.Module:
+def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> Context:
     """A context network by name; every one is causal along ``s``."""
     if kind in ("gru", "lstm"):
         return RecurrentContext(in_dim, dim, kind, num_layers)  # type: ignore[arg-type]
@@ -38,32 +38,82 @@ def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> nn.Mo
     raise ValueError(f"context must be one of {CONTEXTS}, got {kind!r}")
 
 
-def _assemble(
-    encoder: nn.Module,
-    *,
-    context: str,
-    context_dim: int,
-    context_layers: int,
-    k_min: int,
-    num_offsets: int,
-    num_negatives: int,
-    negatives: NegativeMode,
-    temperature: float,
-    predictor: Literal["linear", "mlp"],
-    gather_distributed: bool,
-) -> CPCModel:
-    out_dim = int(encoder.out_dim)  # type: ignore[arg-type]
-    ctx = make_context(context, out_dim, context_dim, context_layers)
-    head = Predictor(ctx.out_dim, out_dim, num_offsets, predictor)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class HeadSettings:
+    """The context, predictor and loss settings every builder shares, in one place.
+
+    Each builder has its own defaults (:data:`AUDIO_HEAD`, :data:`SIGNAL_HEAD`,
+    :data:`IMAGE_HEAD`); pass a whole ``head=`` or override single fields by keyword
+    (``cpc_audio(context_dim=64)``).
+
+    Attributes:
+        context: Context network (:func:`make_context`).
+        context_dim: Its width ``h``.
+        context_layers: Its depth.
+        k_min: First prediction offset; None: 2 for overlapping patches, else 1.
+        num_offsets: Offsets scored, ``k_min .. k_min + num_offsets - 1``.
+        num_negatives: Candidates drawn per anchor (sampled modes).
+        negatives: Where negatives come from (:class:`~cpc.losses.InfoNCE`).
+        temperature: Score temperature.
+        predictor: ``linear`` (the paper's) or ``mlp``.
+        gather_distributed: Draw negatives from every process's batch under torchrun.
+
+    """
+
+    context: ContextKind = "gru"
+    context_dim: int = 256
+    context_layers: int = 1
+    k_min: int | None = 1
+    num_offsets: int = 12
+    num_negatives: int = 128
+    negatives: NegativeMode = "batch"
+    temperature: float = 1.0
+    predictor: Literal["linear", "mlp"] = "linear"
+    gather_distributed: bool = False
+
+
+#: Field names of :class:`HeadSettings` (what a builder accepts as keyword overrides).
+HEAD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HeadSettings))
+
+#: Speech: the paper's GRU of 256 and 12 offsets; CPC_audio's 128 batch negatives.
+AUDIO_HEAD = HeadSettings()
+#: Pen and sensor streams: a GRU of 128, 8 offsets (320 ms at 40 ms steps), 64 negatives.
+SIGNAL_HEAD = HeadSettings(context_dim=128, num_offsets=8, num_negatives=64)
+#: Image rows (CPC v2): masked convolutions over the rows above, 5 rows ahead from
+#: ``k = 2`` when patches overlap, every target of the batch as a candidate.
+IMAGE_HEAD = HeadSettings(
+    context="masked_conv", context_layers=3, k_min=None, num_offsets=5, negatives="all"
+)
+
+
+def head_settings(
+    default: HeadSettings, head: HeadSettings | None, **overrides: Any
+) -> HeadSettings:
+    """``head`` (or the builder's ``default``) with keyword overrides applied.
+
+    Raises:
+        ValueError: An override that is not a head setting (names it).
+
+    """
+    unknown = sorted(set(overrides) - set(HEAD_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown builder argument(s) {unknown}; head settings: {HEAD_FIELDS}")
+    return replace(head or default, **overrides)
+
+
+def _assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
+    """Context, predictor and loss of ``head`` around a built encoder."""
+    ctx = make_context(head.context, encoder.out_dim, head.context_dim, head.context_layers)
+    predictor = Predictor(ctx.out_dim, encoder.out_dim, head.num_offsets, head.predictor)
     loss = InfoNCE(
-        num_offsets,
+        head.num_offsets,
         k_min=k_min,
-        num_negatives=num_negatives,
-        negatives=negatives,
-        temperature=temperature,
-        gather_distributed=gather_distributed,
+        num_negatives=head.num_negatives,
+        negatives=head.negatives,
+        temperature=head.temperature,
+        gather_distributed=head.gather_distributed,
     )
-    return CPCModel(encoder, ctx, head, loss)
+    return CPCModel(encoder, ctx, predictor, loss)
 
 
 def cpc_audio(
@@ -71,20 +121,12 @@ def cpc_audio(
     frontend: Literal["waveform", "logmel", "mfcc"] = "waveform",
     sample_rate: int = 16000,
     channels: int = 512,
-    kernels: Sequence[int] = (10, 8, 4, 4, 4),
-    strides: Sequence[int] = (5, 4, 2, 2, 2),
+    kernels: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
     norm: Norm = "layer",
     n_mels: int = 40,
-    context: ContextKind = "gru",
-    context_dim: int = 256,
-    context_layers: int = 1,
-    k_min: int = 1,
-    num_offsets: int = 12,
-    num_negatives: int = 128,
-    negatives: NegativeMode = "batch",
-    temperature: float = 1.0,
-    predictor: Literal["linear", "mlp"] = "linear",
-    gather_distributed: bool = False,
+    head: HeadSettings | None = None,
+    **head_overrides: Any,
 ) -> CPCModel:
     """Speech CPC. Defaults: van den Oord et al. 2018 with CPC_audio's choices.
 
@@ -92,14 +134,17 @@ def cpc_audio(
     5, 4, 2, 2, 2; 512 channels; 10 ms steps), GRU of 256, 12 offsets. From CPC_audio:
     channel-wise layer norm instead of the paper's batch norm, 128 negatives drawn from
     the batch. ``frontend="logmel"``/``"mfcc"`` swaps the waveform convolutions for a
-    torchaudio spectral front-end (25 ms windows, 10 ms hop) and two 3-tap convolutions;
-    ``kernels``/``strides`` then apply to the frame convolutions only when given.
+    torchaudio spectral front-end (25 ms windows, 10 ms hop) and frame convolutions
+    (``kernels``/``strides``, default two 3-tap ones with stride 1). Context, predictor
+    and loss: :data:`AUDIO_HEAD`, or ``head`` / keyword overrides (:class:`HeadSettings`).
     """
-    encoder: nn.Module
+    settings = head_settings(AUDIO_HEAD, head, **head_overrides)
+    encoder: Encoder
     if frontend == "waveform":
-        encoder = ConvEncoder(1, channels, kernels, strides, norm)
+        encoder = ConvEncoder(
+            1, channels, kernels or (10, 8, 4, 4, 4), strides or (5, 4, 2, 2, 2), norm
+        )
     elif frontend in ("logmel", "mfcc"):
-        default = tuple(kernels) == (10, 8, 4, 4, 4) and tuple(strides) == (5, 4, 2, 2, 2)
         encoder = SpectralEncoder(
             sample_rate,
             frontend,
@@ -107,25 +152,13 @@ def cpc_audio(
             win=sample_rate // 40,
             hop=sample_rate // 100,
             channels=channels,
-            kernels=(3, 3) if default else kernels,
-            strides=(1, 1) if default else strides,
+            kernels=kernels or (3, 3),
+            strides=strides or (1, 1),
             norm=norm,
         )
     else:
         raise ValueError(f"frontend must be 'waveform', 'logmel' or 'mfcc', got {frontend!r}")
-    return _assemble(
-        encoder,
-        context=context,
-        context_dim=context_dim,
-        context_layers=context_layers,
-        k_min=k_min,
-        num_offsets=num_offsets,
-        num_negatives=num_negatives,
-        negatives=negatives,
-        temperature=temperature,
-        predictor=predictor,
-        gather_distributed=gather_distributed,
-    )
+    return _assemble(encoder, settings, settings.k_min or 1)
 
 
 def cpc_audio_small(**overrides: object) -> CPCModel:
@@ -136,22 +169,14 @@ def cpc_audio_small(**overrides: object) -> CPCModel:
 
 
 def cpc_signal(
-    in_channels: int,
+    in_channels: int = 1,
     *,
     channels: int = 128,
     kernels: Sequence[int] = (4, 4, 3),
     strides: Sequence[int] = (2, 2, 1),
     norm: Norm = "layer",
-    context: ContextKind = "gru",
-    context_dim: int = 128,
-    context_layers: int = 1,
-    k_min: int = 1,
-    num_offsets: int = 8,
-    num_negatives: int = 64,
-    negatives: NegativeMode = "batch",
-    temperature: float = 1.0,
-    predictor: Literal["linear", "mlp"] = "linear",
-    gather_distributed: bool = False,
+    head: HeadSettings | None = None,
+    **head_overrides: Any,
 ) -> CPCModel:
     """CPC for pen and sensor streams of ``in_channels`` channels.
 
@@ -159,21 +184,11 @@ def cpc_signal(
     4x downsampling gives 40 ms steps, the receptive field is 18 samples (180 ms, about
     one stroke segment), and 8 offsets reach 320 ms ahead, roughly the next stroke. For
     IMUs at 50 Hz, halve the strides' product; at 200 Hz and up, add a stride-2 layer.
+    Context, predictor and loss: :data:`SIGNAL_HEAD`, or ``head`` / keyword overrides.
     """
+    settings = head_settings(SIGNAL_HEAD, head, **head_overrides)
     encoder = ConvEncoder(in_channels, channels, kernels, strides, norm)
-    return _assemble(
-        encoder,
-        context=context,
-        context_dim=context_dim,
-        context_layers=context_layers,
-        k_min=k_min,
-        num_offsets=num_offsets,
-        num_negatives=num_negatives,
-        negatives=negatives,
-        temperature=temperature,
-        predictor=predictor,
-        gather_distributed=gather_distributed,
-    )
+    return _assemble(encoder, settings, settings.k_min or 1)
 
 
 def cpc_image(
@@ -184,16 +199,8 @@ def cpc_image(
     widths: Sequence[int] = (64, 128, 256),
     blocks: int = 1,
     dim: int = 256,
-    context: ContextKind = "masked_conv",
-    context_dim: int = 256,
-    context_layers: int = 3,
-    k_min: int | None = None,
-    num_offsets: int = 5,
-    num_negatives: int = 128,
-    negatives: NegativeMode = "all",
-    temperature: float = 1.0,
-    predictor: Literal["linear", "mlp"] = "linear",
-    gather_distributed: bool = False,
+    head: HeadSettings | None = None,
+    **head_overrides: Any,
 ) -> CPCModel:
     """Image-row CPC on a patch grid (CPC; CPC v2, Hénaff et al. 2020).
 
@@ -201,24 +208,15 @@ def cpc_image(
     encoder with group norm, a masked-convolution context over the rows above, up to 5
     rows ahead, all targets of the batch as candidates (CPC v2's full softmax).
     ``k_min`` defaults to 2 when patches overlap (row ``i + 1`` shares pixels with row
-    ``i``) and 1 otherwise.
+    ``i``) and 1 otherwise. Context, predictor and loss: :data:`IMAGE_HEAD`, or ``head`` /
+    keyword overrides.
     """
+    settings = head_settings(IMAGE_HEAD, head, **head_overrides)
+    k_min = settings.k_min
     if k_min is None:
         k_min = 2 if patch_stride < patch_size else 1
     encoder = PatchGridEncoder(in_channels, patch_size, patch_stride, widths, blocks, dim)
-    return _assemble(
-        encoder,
-        context=context,
-        context_dim=context_dim,
-        context_layers=context_layers,
-        k_min=k_min,
-        num_offsets=num_offsets,
-        num_negatives=num_negatives,
-        negatives=negatives,
-        temperature=temperature,
-        predictor=predictor,
-        gather_distributed=gather_distributed,
-    )
+    return _assemble(encoder, settings, k_min)
 
 
 def cpc_image_small(in_channels: int = 1, **overrides: object) -> CPCModel:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,16 @@ def _one_thread_if(small: bool) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+class WholeSequenceContext(nn.Module):
+    """Base of the contexts that need the whole sequence at once (no carried state)."""
+
+    supports_chunks = False
+
+    def forward_chunk(self, z: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """Not available: this context sees the whole sequence (``supports_chunks``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from a state")
+
+
 class RecurrentContext(nn.Module):
     """GRU (the CPC paper's, 256 units) or LSTM (CPC_audio's) context.
 
@@ -69,6 +79,7 @@ class RecurrentContext(nn.Module):
         rnn = nn.GRU if kind == "gru" else nn.LSTM
         self.rnn = rnn(in_dim, hidden, num_layers=num_layers, batch_first=True)
         self.out_dim = hidden
+        self.supports_chunks = True
 
     def forward(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.forward_chunk(z)[0]
@@ -101,7 +112,7 @@ def sinusoid(s: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tens
     return table.to(dtype)
 
 
-class TransformerContext(nn.Module):
+class TransformerContext(WholeSequenceContext):
     """Causal Transformer encoder (pre-norm) with sinusoidal positions.
 
     Positions are absolute from the start of the input, so unlike the recurrent context
@@ -132,7 +143,7 @@ class TransformerContext(nn.Module):
         return rearrange(h, "(b p) s h -> b s p h", b=b, p=p)
 
 
-class CausalConvContext(nn.Module):
+class CausalConvContext(WholeSequenceContext):
     """Stack of residual causal dilated convolutions (WaveNet / TCN style).
 
     Each block left-pads by ``(kernel - 1) * dilation``; with the default dilations
@@ -166,7 +177,7 @@ class CausalConvContext(nn.Module):
         return rearrange(h, "(b p) s h -> b s p h", b=b, p=p)
 
 
-class MaskedConvContext(nn.Module):
+class MaskedConvContext(WholeSequenceContext):
     """Grid context: row ``i`` sees every column of the rows ``<= i`` (PixelCNN-style).
 
     Each residual block adds (a) a convolution whose kernel covers ``kernel_rows`` rows

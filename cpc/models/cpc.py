@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from cpc.losses.infonce import InfoNCE
-
-
-class Encoder(Protocol):
-    """What the model needs of an encoder (see :mod:`cpc.models.encoders`)."""
-
-    out_dim: int
-    downsampling: int
-
-    def __call__(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Input -> (z (b, s, p, d), lengths (b,) in steps or None)."""
-        ...
+from cpc.models.protocols import Context, Encoder
 
 
 @dataclass
@@ -51,8 +41,11 @@ class CPCModel(nn.Module):
 
     """
 
+    encoder: Encoder
+    context: Context
+
     def __init__(
-        self, encoder: nn.Module, context: nn.Module, predictor: nn.Module, loss: InfoNCE
+        self, encoder: Encoder, context: Context, predictor: nn.Module, loss: InfoNCE
     ) -> None:
         super().__init__()
         predicted = getattr(predictor, "num_offsets", loss.num_offsets)
@@ -73,12 +66,17 @@ class CPCModel(nn.Module):
     @property
     def downsampling(self) -> int:
         """Input samples (or pixel rows) per latent step."""
-        return int(self.encoder.downsampling)  # type: ignore[arg-type]
+        return self.encoder.downsampling
 
     @property
     def receptive_field(self) -> int:
-        """Input samples the first latent needs (1-D encoders; 0 when not defined)."""
-        return int(getattr(self.encoder, "receptive_field", 0))
+        """Input samples (pixel rows) the first latent needs."""
+        return self.encoder.receptive_field
+
+    @property
+    def min_input_length(self) -> int:
+        """Shortest input giving one loss term: receptive field plus ``k_min`` steps."""
+        return self.receptive_field + self.loss.k_min * self.downsampling
 
     def forward(
         self,

@@ -408,6 +408,7 @@ class PatchGridEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.out_dim = out_dim
         self.downsampling = patch_stride
+        self.receptive_field = patch_size  # pixel rows behind the first grid row
 
     def grid_size(self, h: int, w: int) -> tuple[int, int]:
         """Rows and columns of the patch grid for an ``h x w`` image."""

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cpc.data.seeds import mix_seed
 from cpc.train import distributed
-from cpc.train.loaders import mix_seed
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ import yaml
 from torch import nn
 
 from cpc.config import Config, ConfigError, build_model
+from cpc.data.seeds import mix_seed
 from cpc.train import distributed
 from cpc.train.checkpoint import (
     TrainState,
@@ -46,14 +47,7 @@ from cpc.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from cpc.train.loaders import (
-    SkipBatches,
-    TrainData,
-    build_data,
-    make_loader,
-    mix_seed,
-    skip_summary,
-)
+from cpc.train.loaders import SkipBatches, TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
 from cpc.train.steps import (
@@ -257,7 +251,7 @@ def _save(
             config=config,
             scaler=scaler,
             rng=states,  # type: ignore[arg-type]
-            data_info=data.info,
+            data_info=data.info.to_dict(),
             keep_last=config.run.keep_last,
         )
     distributed.barrier()

@@ -69,9 +69,9 @@ def test_folder_listing_is_recursive_and_case_insensitive(tmp_path: Path) -> Non
     (tmp_path / "bob" / "notes.txt").write_text("not audio")
     records = audio_records(tmp_path)
     assert [Path(r.path).name for r in records] == ["x.WAV", "y.flac", "z.Ogg"]
-    assert [r.speaker for r in records] == ["alice", "deep", "bob"]
-    grand = audio_records(tmp_path, speaker_fn=lambda p: p.parts[len(tmp_path.parts)])
-    assert [r.speaker for r in grand] == ["alice", "bob", "bob"]
+    assert [r.group for r in records] == ["alice", "deep", "bob"]
+    grand = audio_records(tmp_path, group_fn=lambda p: p.parts[len(tmp_path.parts)])
+    assert [r.group for r in grand] == ["alice", "bob", "bob"]
 
 
 def test_windows_reproducible_per_seed_and_epoch(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_windows_reproducible_per_seed_and_epoch(tmp_path: Path) -> None:
 def test_cover_yields_windows_in_proportion(tmp_path: Path) -> None:
     write(tmp_path / "s" / "long.wav", noise(1.0, 16000), 16000)
     write(tmp_path / "s" / "short.wav", noise(0.1, 16000), 16000)
-    ds = AudioWindowDataset(tmp_path, 16000, 4000, cover=True, min_samples=100)
+    ds = AudioWindowDataset(tmp_path, 16000, 4000, cover=True, min_length=100)
     assert len(ds) == 4 + 1
     assert ds.groups == [0] * 5
 
@@ -108,10 +108,10 @@ def test_short_clip_skip_and_min_samples(tmp_path: Path) -> None:
     write(tmp_path / "s" / "clip.wav", tone(0.3, 16000), 16000)
     write(tmp_path / "s" / "tiny.wav", tone(0.01, 16000), 16000)
     write(tmp_path / "s" / "long.wav", tone(1.0, 16000), 16000)
-    ds = AudioWindowDataset(tmp_path, 16000, 8000, short_clips="skip", min_samples=465)
+    ds = AudioWindowDataset(tmp_path, 16000, 8000, short_clips="skip", min_length=465)
     assert len(ds) == 1
     assert ds.report.counts() == {"short clip": 1, "too short": 1}
-    padded = AudioWindowDataset(tmp_path, 16000, 8000, min_samples=465)
+    padded = AudioWindowDataset(tmp_path, 16000, 8000, min_length=465)
     assert len(padded) == 2
 
 
@@ -170,12 +170,12 @@ def test_manifest_relative_paths_and_columns(tmp_path: Path) -> None:
     )
     records = audio_records(tmp_path / "list.tsv")
     assert records[0] == AudioRecord(str(tmp_path / "audio/one.wav"), "ann", "yes", 0.2)
-    assert records[1].speaker == "audio" and records[1].label is None
+    assert records[1].group == "audio" and records[1].label is None
     ds = AudioFileDataset(tmp_path / "list.tsv", 16000)
-    assert ds.speakers == ["ann", "audio"]
+    assert ds.group_names == ["ann", "audio"]
     item = ds[1]
     assert item["length"] == 4800 and item["x"].shape == (4800,)
-    assert item["path"].endswith("two.flac") and item["speaker"] == 1
+    assert item["path"].endswith("two.flac") and item["group"] == 1
 
 
 def test_manifest_without_path_column_names_columns(tmp_path: Path) -> None:

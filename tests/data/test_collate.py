@@ -55,12 +55,12 @@ def test_loader_with_grouped_sampler(tmp_path: Path) -> None:
             folder = tmp_path / speaker
             folder.mkdir(exist_ok=True)
             sf.write(folder / f"{i}.wav", 0.1 * rng.standard_normal(int(seconds * 8000)), 8000)
-    ds = AudioWindowDataset(tmp_path, 8000, 2000, min_samples=100)
+    ds = AudioWindowDataset(tmp_path, 8000, 2000, min_length=100)
     sampler = GroupedBatchSampler(ds.groups, batch_size=3, seed=1)
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=partial(pad_collate))
     batches = list(loader)
     assert len(batches) == 2
     for batch in batches:
         assert batch["x"].shape == (3, 2000)
-        assert len(set(batch["speaker"].tolist())) == 1
+        assert len(set(batch["group"].tolist())) == 1
         assert sorted(batch["lengths"].tolist()) == [400, 1600, 2000]

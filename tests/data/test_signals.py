@@ -102,7 +102,7 @@ def test_bad_signals_skipped_and_repairs_noted(tmp_path: Path) -> None:
     (tmp_path / "w2" / "zero.npy").write_bytes(b"")
     (tmp_path / "w2" / "junk.npy").write_bytes(b"not an array" * 10)
     ds = SignalFileDataset(tmp_path)
-    assert len(ds) == 2 and ds.labels == ["w1"]
+    assert len(ds) == 2 and ds.group_names == ["w1"]
     assert ds.report.counts() == {"empty": 1, "non-finite": 1, "unreadable": 2}
     assert ds.report.notes and "all NaN" in ds.report.notes[0][1]
     item = ds[0]
@@ -165,7 +165,7 @@ def test_window_dataset_pad_skip_and_reproducibility(tmp_path: Path) -> None:
     assert long_item["x"].shape == (50, 2) and long_item["length"] == 50
     assert short_item["x"].shape == (50, 2) and short_item["length"] == 20
     assert torch.all(short_item["x"][20:] == 0)
-    assert (long_item["label"], short_item["label"]) == (0, 1)
+    assert (long_item["group"], short_item["group"]) == (0, 1)
     torch.testing.assert_close(SignalWindowDataset(tmp_path, 50, seed=7)[0]["x"], long_item["x"])
     ds.set_epoch(1)
     assert not torch.equal(ds[0]["x"], long_item["x"])
@@ -179,6 +179,6 @@ def test_manifest_labels(tmp_path: Path) -> None:
     npy(tmp_path / "data" / "b.npy", np.ones((5, 1)))
     (tmp_path / "m.csv").write_text("path,writer\ndata/a.npy,7\ndata/b.npy,3\n")
     records = signal_records(tmp_path / "m.csv")
-    assert [r.label for r in records] == ["7", "3"]
+    assert [r.group for r in records] == ["7", "3"]
     ds = SignalFileDataset(tmp_path / "m.csv")
-    assert ds.labels == ["3", "7"] and ds[0]["label"] == 1
+    assert ds.group_names == ["3", "7"] and ds[0]["group"] == 1

@@ -1,0 +1,1 @@
+"""One recipe per modality (see :mod:`cpc.data.recipe` and :mod:`cpc.data.registry`)."""

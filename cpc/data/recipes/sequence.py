@@ -1,0 +1,38 @@
+"""What the sequence modalities (audio, signals) share: windows, padding, chunked extraction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cpc.data.recipe import DataInfo, FileItems, Recipe
+
+if TYPE_CHECKING:
+    from cpc.extract import Layer
+    from cpc.models.cpc import CPCModel
+
+
+class SequenceRecipe(Recipe):
+    """A recipe whose items are variable-length streams along time.
+
+    Training items are :class:`~cpc.data.windows.WindowDataset` windows collated by
+    :func:`~cpc.data.collate.pad_collate`; extraction writes one ``.npy`` of features
+    per file, computed in chunks (:func:`cpc.extract.extract_dataset`).
+    """
+
+    def extract(
+        self,
+        model: CPCModel,
+        dataset: FileItems,
+        out_dir: Path,
+        layer: Layer,
+        chunk_steps: int | None,
+        info: DataInfo,
+    ) -> int:
+        """Features of every file (a file that fails is reported and has no row)."""
+        from cpc.extract import write_sequence_features
+
+        seconds = info.seconds_per_sample
+        step_seconds = None if seconds is None else model.downsampling * seconds
+        written = write_sequence_features(model, dataset, out_dir, layer, chunk_steps, step_seconds)
+        return written.files
