@@ -179,7 +179,10 @@ class RunConfig:
     ckpt_every: int = 500
     keep_last: int = 3
     max_time: float = 0.0
-    """Stop after this many seconds of training (0: no limit), with a checkpoint."""
+    """Time budget in seconds of training over every resume (0: none). It schedules:
+    the learning rate follows progress ``max(step / optim.max_steps, elapsed /
+    max_time)``, reaching ``optim.min_lr`` at the budget, where the run stops with a
+    checkpoint."""
     tensorboard: bool = False
     progress: bool = True
     resume: bool = True

@@ -82,12 +82,15 @@ class TrainState:
         step: Optimiser steps taken.
         epoch: Current epoch of the data.
         batch_in_epoch: Micro-batches of this epoch already consumed, per process.
+        elapsed: Seconds of training so far, over every resume (the time budget's
+            clock: the schedule and ``run.max_time`` continue from it).
 
     """
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    elapsed: float = 0.0
 
 
 @dataclass
@@ -212,7 +215,12 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng if rng is not None else [rng_state()],
-        "state": {"step": state.step, "epoch": state.epoch, "batch": state.batch_in_epoch},
+        "state": {
+            "step": state.step,
+            "epoch": state.epoch,
+            "batch": state.batch_in_epoch,
+            "elapsed": state.elapsed,
+        },
     }
     torch.save(train_state, tmp / TRAIN_STATE)
     meta = {
@@ -295,5 +303,6 @@ def load_checkpoint(
     if scaler is not None and data.get("scaler") is not None:
         scaler.load_state_dict(data["scaler"])
     raw = data["state"]
-    state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]))
+    elapsed = float(raw.get("elapsed", 0.0))
+    state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]), elapsed)
     return Checkpoint(ckpt_dir, state, meta, list(data.get("rng") or []))

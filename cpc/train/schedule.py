@@ -16,16 +16,35 @@ from torch import nn
 from cpc.config import OptimConfig
 
 
-def lr_at(step: int, optim: OptimConfig) -> float:
+def schedule_position(
+    step: int, optim: OptimConfig, elapsed: float = 0.0, max_time: float = 0.0
+) -> float:
+    """How far the schedule is, in steps: ``max(step, elapsed / max_time * max_steps)``.
+
+    That is progress ``max(step / max_steps, elapsed / max_time)`` measured in steps, so
+    a run with a time budget (``run.max_time``) warms up and decays over its budget
+    when the budget ends first, and over ``max_steps`` otherwise. Without a budget it
+    is the step itself (exactly, so step-based schedules are unchanged).
+    """
+    if max_time <= 0:
+        return step
+    return max(step, elapsed / max_time * optim.max_steps)
+
+
+def lr_at(step: int, optim: OptimConfig, elapsed: float = 0.0, max_time: float = 0.0) -> float:
     """Learning rate for optimiser step ``step`` (0-based: the step about to be taken).
 
     Linear warm-up from ``lr / warmup_steps`` to ``lr`` over the first ``warmup_steps``
     steps, then a cosine from ``lr`` down to ``min_lr`` at ``max_steps``; ``min_lr``
-    afterwards. Without warm-up the first step already uses ``lr``.
+    afterwards. Without warm-up the first step already uses ``lr``. With a time budget
+    the position on this curve is :func:`schedule_position`: the rate reaches
+    ``min_lr`` when ``elapsed`` reaches ``max_time`` (or the step ``max_steps``).
 
     Args:
         step: Number of optimiser steps already taken.
         optim: Peak ``lr``, ``min_lr``, ``warmup_steps`` and ``max_steps``.
+        elapsed: Seconds of training so far (over every resume), with ``max_time``.
+        max_time: The run's time budget in seconds (0: none).
 
     Returns:
         The learning rate.
@@ -33,12 +52,13 @@ def lr_at(step: int, optim: OptimConfig) -> float:
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
-    if step < optim.warmup_steps:
-        return optim.lr * (step + 1) / optim.warmup_steps
-    if step >= optim.max_steps:
+    position = schedule_position(step, optim, elapsed, max_time)
+    if position < optim.warmup_steps:
+        return optim.lr * min(position + 1, optim.warmup_steps) / optim.warmup_steps
+    if position >= optim.max_steps:
         return optim.min_lr
     span = max(optim.max_steps - optim.warmup_steps, 1)
-    progress = (step - optim.warmup_steps) / span  # in [0, 1)
+    progress = (position - optim.warmup_steps) / span  # in [0, 1)
     return optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 

@@ -258,10 +258,20 @@ def _save(
     return path
 
 
-def _out_of_time(max_time: float, started: float, info: distributed.DistInfo) -> bool:
-    """Whether ``run.max_time`` is spent, agreed by every process."""
-    late = max_time > 0 and time.monotonic() - started >= max_time
-    return distributed.any_true(late, info.device) if info.world_size > 1 else late
+#: The trainer's clock (a test may replace it with a fake one).
+clock = time.monotonic
+
+
+def _elapsed(state: TrainState, since: float, max_time: float, info: distributed.DistInfo) -> float:
+    """Seconds of training over every resume, the same on every process.
+
+    Only a time budget reads it, so without one nothing is exchanged between processes.
+    """
+    elapsed = state.elapsed + clock() - since
+    if max_time > 0 and info.world_size > 1:
+        value = torch.tensor([elapsed], dtype=torch.float64, device=info.device)
+        elapsed = float(distributed.all_reduce(value, "max").item())
+    return elapsed
 
 
 def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None) -> TrainResult:
@@ -292,12 +302,12 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
         seconds_per_sample=data.seconds_per_sample,
         device=device,
     )
-    stop_reason, started = "max_steps", time.monotonic()
-    done = state.step >= optim.max_steps
+    stop_reason, since, budget = "max_steps", clock(), run.max_time
+    done = state.step >= optim.max_steps or 0 < budget <= state.elapsed
     try:
         while not done:
             for micro in _groups(_epoch_loader(config, data, state, info), optim.accumulate):
-                lr = lr_at(state.step, optim)
+                lr = lr_at(state.step, optim, _elapsed(state, since, budget, info), budget)
                 set_lr(optimizer, lr)
                 for m, batch in enumerate(micro):
                     out = _micro(
@@ -317,7 +327,9 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
                 optimizer_step(model, optimizer, optim.grad_clip, scaler)
                 state.step += 1
                 state.batch_in_epoch += optim.accumulate
-                if _out_of_time(run.max_time, started, info):
+                state.elapsed = _elapsed(state, since, budget, info)
+                since = clock()
+                if 0 < budget <= state.elapsed:
                     stop_reason = "max_time"
                 done = state.step >= optim.max_steps or stop_reason == "max_time"
                 log.step(state.step, lr, emit=state.step % run.log_every == 0 or done)
