@@ -32,7 +32,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from cpc.data.recipe import DataInfo
+    from cpc.data.recipe import DataInfo, ExtractOptions
     from cpc.data.registry import get_recipe
     from cpc.loading import load_model, read_meta
 
@@ -44,8 +44,10 @@ def _extract(args: argparse.Namespace) -> int:
     info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
     dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
-    written = recipe.extract(model, dataset, args.output, args.layer, chunk, info)
-    print(f"features of {written} files written; index: {args.output / 'index.csv'}")
+    options = ExtractOptions(info, args.layer, chunk)
+    index = recipe.extract(model, dataset, args.output, options)
+    written = len(index.read_text().splitlines()) - 1  # rows, never more than files read
+    print(f"features of {written} files written; index: {index}")
     if dataset.report.skipped:
         print(dataset.report.summary())
     return 0
@@ -200,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("extract", help="write features of every file of a folder or manifest")
     p.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or weights file")
-    p.add_argument("--input", required=True, help="folder (recursive) or CSV/TSV manifest")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="folder (recursive) or CSV/TSV manifest; images: a folder, idx:DIR or idx-t10k:DIR",
+    )
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--layer", choices=["context", "encoder"], default="context")
     p.add_argument(

@@ -134,6 +134,12 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        from cpc.data.sources import group_rule
+
+        try:
+            group_rule(self.group_from)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,14 +82,6 @@ def extract_sequence(
     return feats
 
 
-@dataclass(frozen=True)
-class Written:
-    """What an extraction wrote: the index file and the number of items in it."""
-
-    index: Path
-    files: int
-
-
 def _rows(
     dataset: FileItems, compute: Callable[[dict[str, Any], int], tuple[Any, ...]]
 ) -> list[Any]:
@@ -110,23 +101,23 @@ def _rows(
     return rows
 
 
-def _write_index(out: Path, header: list[str], rows: list[Any], meta: dict[str, Any]) -> Written:
+def _write_index(out: Path, header: list[str], rows: list[Any], meta: dict[str, Any]) -> Path:
     with open(out / "index.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
     (out / "extract.json").write_text(json.dumps({**meta, "files": len(rows)}, indent=2))
-    return Written(out / "index.csv", len(rows))
+    return out / "index.csv"
 
 
-def write_sequence_features(
+def extract_dataset(
     model: CPCModel,
     dataset: FileItems,
     out_dir: str | Path,
     layer: Layer = "context",
     chunk_steps: int | None = 1000,
     step_seconds: float | None = None,
-) -> Written:
+) -> Path:
     """Write one ``.npy`` of features (s, d) per item and an ``index.csv`` beside them.
 
     Items are those of a whole-file data set (``x``, ``path``). The index lists
@@ -157,22 +148,10 @@ def write_sequence_features(
     return _write_index(out, ["path", "features", "steps", "dim"], rows, meta)
 
 
-def extract_dataset(
-    model: CPCModel,
-    dataset: FileItems,
-    out_dir: str | Path,
-    layer: Layer = "context",
-    chunk_steps: int | None = 1000,
-    step_seconds: float | None = None,
-) -> Path:
-    """:func:`write_sequence_features`, returning the index file."""
-    return write_sequence_features(model, dataset, out_dir, layer, chunk_steps, step_seconds).index
-
-
 @torch.no_grad()
 def write_grid_features(
     model: CPCModel, dataset: FileItems, out_dir: str | Path, layer: Layer = "context"
-) -> Written:
+) -> Path:
     """Per image: a ``.npy`` of grid features (rows, cols, d) and a pooled row.
 
     ``pooled.npy`` holds one row per indexed image (the mean over the grid), in index

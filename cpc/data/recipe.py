@@ -119,6 +119,15 @@ class FileItems(Protocol):
     def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How ``cpc extract`` runs: the layer, the chunk size and the checkpoint's data facts."""
+
+    info: DataInfo
+    layer: Layer = "context"
+    chunk_steps: int | None = 1000
+
+
 @dataclass
 class DataSplits:
     """What :meth:`Recipe.datasets` builds."""
@@ -163,15 +172,9 @@ class Recipe:
         raise NotImplementedError
 
     def extract(
-        self,
-        model: CPCModel,
-        dataset: FileItems,
-        out_dir: Path,
-        layer: Layer,
-        chunk_steps: int | None,
-        info: DataInfo,
-    ) -> int:
-        """Write the features of every item; return how many items have a row."""
+        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
+    ) -> Path:
+        """Write the features of every item and an ``index.csv``; return the index."""
         raise NotImplementedError
 
 

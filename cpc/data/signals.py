@@ -317,25 +317,13 @@ class SignalWindowDataset(_SignalFacts, WindowDataset):
 class SignalFileDataset(_SignalFacts, FileDataset):
     """Whole signal streams, for extraction and probes (never substituted).
 
-    Arguments are those of :class:`SignalSource`.
+    Arguments are those of :class:`SignalSource` (``channels``, ``normalize``, ``rate``,
+    ``min_length``, ``strict``, ``key``, ``cache``), by keyword.
 
     Shape:
         item ``"x"``: ``(t, c)`` float32 with ``t == item["length"]``.
     """
 
-    def __init__(
-        self,
-        records: Sequence[Record] | str | Path,
-        channels: Sequence[str | int] | None = None,
-        normalize: Normalize | ChannelStats = "file",
-        *,
-        rate: float | None = None,
-        min_length: int = 1,
-        strict: bool = False,
-        key: str | None = None,
-        cache: bool = False,
-    ) -> None:
-        self.signals = SignalSource(
-            records, channels, normalize, rate, min_length, strict, key, cache
-        )
+    def __init__(self, records: Sequence[Record] | str | Path, **options: Any) -> None:
+        self.signals = SignalSource(records, **options)
         super().__init__(self.signals)

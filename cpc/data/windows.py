@@ -140,7 +140,23 @@ def _pad_time(x: Tensor, length: int) -> Tensor:
     return torch.nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, length - x.shape[0]])
 
 
-class WindowDataset(Dataset[dict[str, Any]]):
+class _SourceView(Dataset[dict[str, Any]]):
+    """What every data set over a source exposes of it."""
+
+    source: Source
+
+    @property
+    def report(self) -> SkipReport:
+        """Files skipped at construction or found bad while reading."""
+        return self.source.report
+
+    @property
+    def group_names(self) -> list[str]:
+        """Group names; an item's ``"group"`` indexes this list."""
+        return self.source.group_names
+
+
+class WindowDataset(_SourceView):
     """Random fixed-length windows of a source's files, for CPC training.
 
     Each epoch draws a fresh offset for every item from a generator seeded by
@@ -189,16 +205,6 @@ class WindowDataset(Dataset[dict[str, Any]]):
         ]
 
     @property
-    def report(self) -> SkipReport:
-        """Files skipped at construction or found bad while reading."""
-        return self.source.report
-
-    @property
-    def group_names(self) -> list[str]:
-        """Group names; an item's ``"group"`` indexes this list."""
-        return self.source.group_names
-
-    @property
     def groups(self) -> list[int]:
         """Group of every item, for :class:`~cpc.data.samplers.GroupedBatchSampler`."""
         return [self.source.groups[f] for f in self._items]
@@ -238,7 +244,7 @@ class WindowDataset(Dataset[dict[str, Any]]):
         )
 
 
-class FileDataset(Dataset[dict[str, Any]]):
+class FileDataset(_SourceView):
     """Whole files of a source, for feature extraction and probes.
 
     Never substitutes: a file that fails to decode raises :class:`DataError` naming
@@ -250,16 +256,6 @@ class FileDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, source: Source) -> None:
         self.source = source
-
-    @property
-    def report(self) -> SkipReport:
-        """Files skipped at construction (extraction adds the ones that fail later)."""
-        return self.source.report
-
-    @property
-    def group_names(self) -> list[str]:
-        """Group names; an item's ``"group"`` indexes this list."""
-        return self.source.group_names
 
     @property
     def groups(self) -> list[int]:

@@ -64,16 +64,16 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """The device for ``run.device``: ``auto`` picks CUDA when available, else the CPU.
 
     Raises:
         RuntimeError: ``cuda`` was asked for but no GPU is visible.
 
     """
-    if kind not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"run.device must be auto, cpu or cuda, got {kind!r}")
-    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"run.device must be auto, cpu or cuda, got {name!r}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise RuntimeError("run.device=cuda, but torch sees no CUDA device; use auto or cpu")

@@ -17,14 +17,13 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from cpc.data import images as im
 from cpc.data.errors import DataError, EmptyDatasetError, SkipReport, load_or_next
-from cpc.data.recipe import DataInfo, DataSplits, FileItems, Recipe, split_indices
+from cpc.data.recipe import DataInfo, DataSplits, ExtractOptions, FileItems, Recipe, split_indices
 from cpc.data.seeds import mix_seed
 from cpc.data.sources import list_files
 from cpc.models.builders import cpc_image
 
 if TYPE_CHECKING:
     from cpc.config import Config
-    from cpc.extract import Layer
     from cpc.models.cpc import CPCModel
 
 #: Synthetic texture images per split (``data.train: textures``).
@@ -212,15 +211,9 @@ class ImageRecipe(Recipe):
         return ImageFiles(source, size, info.in_channels or 3)
 
     def extract(
-        self,
-        model: CPCModel,
-        dataset: FileItems,
-        out_dir: Path,
-        layer: Layer,
-        chunk_steps: int | None,
-        info: DataInfo,
-    ) -> int:
+        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
+    ) -> Path:
         """Grid features and pooled rows (:func:`cpc.extract.write_grid_features`)."""
         from cpc.extract import write_grid_features
 
-        return write_grid_features(model, dataset, out_dir, layer).files
+        return write_grid_features(model, dataset, out, options.layer)

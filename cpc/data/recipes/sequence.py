@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpc.data.recipe import DataInfo, FileItems, Recipe
+from cpc.data.recipe import ExtractOptions, FileItems, Recipe
 
 if TYPE_CHECKING:
-    from cpc.extract import Layer
     from cpc.models.cpc import CPCModel
 
 
@@ -21,18 +20,13 @@ class SequenceRecipe(Recipe):
     """
 
     def extract(
-        self,
-        model: CPCModel,
-        dataset: FileItems,
-        out_dir: Path,
-        layer: Layer,
-        chunk_steps: int | None,
-        info: DataInfo,
-    ) -> int:
+        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
+    ) -> Path:
         """Features of every file (a file that fails is reported and has no row)."""
-        from cpc.extract import write_sequence_features
+        from cpc.extract import extract_dataset
 
-        seconds = info.seconds_per_sample
+        seconds = options.info.seconds_per_sample
         step_seconds = None if seconds is None else model.downsampling * seconds
-        written = write_sequence_features(model, dataset, out_dir, layer, chunk_steps, step_seconds)
-        return written.files
+        return extract_dataset(
+            model, dataset, out, options.layer, options.chunk_steps, step_seconds
+        )
