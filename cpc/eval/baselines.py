@@ -26,6 +26,8 @@ import torchaudio
 from einops import rearrange
 from torch import Tensor
 
+from cpc.models.encoders import spectral_transform
+
 
 def _resolve(sample_rate: int, hop: int | None, win: int | None) -> tuple[int, int]:
     hop = round(0.010 * sample_rate) if hop is None else hop
@@ -108,17 +110,8 @@ def mfcc_features(
     hop, win = _resolve(sample_rate, hop, win)
     if x.shape[-1] < win:
         raise ValueError(f"signal of {x.shape[-1]} samples is shorter than a window ({win})")
-    transform = torchaudio.transforms.MFCC(
-        sample_rate=sample_rate,
-        n_mfcc=n_mfcc,
-        log_mels=True,
-        melkwargs={
-            "n_fft": win,
-            "win_length": win,
-            "hop_length": hop,
-            "center": False,
-            "n_mels": n_mels,
-        },
+    transform = spectral_transform(
+        sample_rate, "mfcc", win=win, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc, log_mels=True
     )
     feats = _with_deltas(transform(x), deltas)  # (..., f, s)
     return rearrange(feats, "... f s -> ... s f").contiguous()
@@ -155,15 +148,7 @@ def logmel_features(
     hop, win = _resolve(sample_rate, hop, win)
     if x.shape[-1] < win:
         raise ValueError(f"signal of {x.shape[-1]} samples is shorter than a window ({win})")
-    transform = torchaudio.transforms.MelSpectrogram(
-        sample_rate=sample_rate,
-        n_fft=win,
-        win_length=win,
-        hop_length=hop,
-        center=False,
-        n_mels=n_mels,
-        power=2.0,
-    )
+    transform = spectral_transform(sample_rate, "logmel", win=win, hop=hop, n_mels=n_mels)
     feats = _with_deltas(torch.log(transform(x) + 1e-6), deltas)  # (..., f, s)
     return rearrange(feats, "... f s -> ... s f").contiguous()
 

@@ -274,6 +274,35 @@ class ConvEncoder(nn.Module):
         return z, None if lengths is None else self.output_lengths(lengths)
 
 
+def spectral_transform(
+    sample_rate: int,
+    kind: str,
+    *,
+    win: int,
+    hop: int,
+    n_mels: int = 40,
+    n_mfcc: int = 13,
+    log_mels: bool = False,
+) -> nn.Module:
+    """The torchaudio mel power spectrogram or MFCC on ``center=False`` frames.
+
+    Frame ``j`` covers samples ``[j * hop, j * hop + win)`` and never looks past the
+    input. Shared by :class:`SpectralEncoder` and the MFCC / log-mel baselines
+    (:mod:`cpc.eval.baselines`), so both see the same frames.
+
+    Shape:
+        input ``(..., t)`` -> ``(..., f, s)`` with ``s = (t - win) // hop + 1``.
+    """
+    mel = {"n_fft": win, "win_length": win, "hop_length": hop, "center": False, "n_mels": n_mels}
+    if kind == "logmel":
+        return torchaudio.transforms.MelSpectrogram(sample_rate, **mel)
+    if kind == "mfcc":
+        return torchaudio.transforms.MFCC(
+            sample_rate, n_mfcc=n_mfcc, log_mels=log_mels, melkwargs=mel
+        )
+    raise ValueError(f"kind must be 'logmel' or 'mfcc', got {kind!r}")
+
+
 class SpectralEncoder(nn.Module):
     """Log-mel or MFCC front-end (torchaudio) followed by 1-D convolutions.
 
@@ -300,20 +329,10 @@ class SpectralEncoder(nn.Module):
         norm: Norm = "layer",
     ) -> None:
         super().__init__()
-        mel_kwargs = {"n_fft": win, "win_length": win, "hop_length": hop, "center": False}
-        self.frontend: nn.Module
-        if kind == "logmel":
-            self.frontend = torchaudio.transforms.MelSpectrogram(
-                sample_rate, n_mels=n_mels, **mel_kwargs
-            )
-            features = n_mels
-        elif kind == "mfcc":
-            self.frontend = torchaudio.transforms.MFCC(
-                sample_rate, n_mfcc=n_mfcc, melkwargs={"n_mels": n_mels, **mel_kwargs}
-            )
-            features = n_mfcc
-        else:
-            raise ValueError(f"kind must be 'logmel' or 'mfcc', got {kind!r}")
+        self.frontend = spectral_transform(
+            sample_rate, kind, win=win, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc
+        )
+        features = n_mels if kind == "logmel" else n_mfcc
         self.kind = kind
         self.win, self.hop = win, hop
         self.convs = ConvEncoder(features, channels, kernels, strides, norm)
