@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a model from a YAML config")
-    p.add_argument("config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("config", help="YAML config file, or a shipped preset: speech_small_cpu, ...")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides")
     p.set_defaults(func=_pretrain)
 

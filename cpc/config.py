@@ -312,14 +312,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or start from the defaults) and apply overrides."""
+    """Read a YAML config (a file, or a shipped preset's name such as
+    ``speech_small_cpu``; None: the defaults) and apply overrides.
+    """
+    from cpc.presets import preset_names, preset_text
+
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        text = None if Path(path).is_file() else preset_text(str(path))
+        if text is None:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(
+                    f"config file not found: {path} (shipped presets: {preset_names()})"
+                )
+            text = path.read_text()
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
     return Config.from_dict(apply_overrides(data, list(overrides or [])))

@@ -178,7 +178,7 @@ def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: lis
     from cpc.train.trainer import train
 
     config = load_config(
-        Path(__file__).parents[2] / "configs" / "speech_small_cpu.yaml",
+        "speech_small_cpu",  # the shipped preset (cpc.presets), found when installed too
         [
             f"data.train={manifest}",
             f"run.out_dir={out_dir}",
