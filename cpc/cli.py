@@ -44,7 +44,7 @@ def _extract(args: argparse.Namespace) -> int:
     info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
     dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
-    options = ExtractOptions(info, args.layer, chunk)
+    options = ExtractOptions(info, args.layer, chunk, args.single_array)
     index = recipe.extract(model, dataset, args.output, options)
     written = len(index.read_text().splitlines()) - 1  # rows, never more than files read
     print(f"features of {written} files written; index: {index}")
@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1000,
         help="latent steps per chunk (result equals whole-file features; 0: whole files)",
+    )
+    p.add_argument(
+        "--single-array",
+        action="store_true",
+        help="images: every grid in one grids.npy (n, rows, cols, d) instead of one file each",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file")

@@ -148,33 +148,88 @@ def extract_dataset(
     return _write_index(out, ["path", "features", "steps", "dim"], rows, meta)
 
 
+class _GridArray:
+    """Grids written into one ``grids.npy`` (n, rows, cols, d) through a memory map.
+
+    Memory stays one grid whatever the number of images. Rows are written in index
+    order; when images failed (fewer rows than items), the array is cut to the rows
+    written, copied in blocks.
+    """
+
+    def __init__(self, out: Path, capacity: int) -> None:
+        self.out, self.capacity, self.count = out, capacity, 0
+        self.array: np.memmap | None = None
+
+    def add(self, grid: np.ndarray) -> str:
+        if self.array is None:
+            shape = (self.capacity, *grid.shape)
+            self.array = np.lib.format.open_memmap(
+                self.out / ".grids.partial.npy", mode="w+", dtype=np.float32, shape=shape
+            )
+        self.array[self.count] = grid
+        self.count += 1
+        return f"grids.npy#{self.count - 1}"
+
+    def close(self) -> None:
+        if self.array is None:
+            np.save(self.out / "grids.npy", np.zeros((0,), np.float32))
+            return
+        partial, final = self.out / ".grids.partial.npy", self.out / "grids.npy"
+        self.array.flush()
+        if self.count < self.capacity:
+            shape = (self.count, *self.array.shape[1:])
+            cut = np.lib.format.open_memmap(final, mode="w+", dtype=np.float32, shape=shape)
+            for start in range(0, self.count, 256):
+                stop = min(start + 256, self.count)
+                cut[start:stop] = self.array[start:stop]
+            cut.flush()
+            del cut
+            partial.unlink()
+        else:
+            partial.replace(final)
+        self.array = None
+
+
 @torch.no_grad()
 def write_grid_features(
-    model: CPCModel, dataset: FileItems, out_dir: str | Path, layer: Layer = "context"
+    model: CPCModel,
+    dataset: FileItems,
+    out_dir: str | Path,
+    layer: Layer = "context",
+    single_array: bool = False,
 ) -> Path:
-    """Per image: a ``.npy`` of grid features (rows, cols, d) and a pooled row.
+    """Per image: grid features (rows, cols, d) and a pooled row.
 
-    ``pooled.npy`` holds one row per indexed image (the mean over the grid), in index
-    order, for linear probes; ``index.csv`` lists ``path, features, rows, cols, dim``.
-    An image that fails to load is reported in ``dataset.report`` and has no row.
+    Grids go to one ``.npy`` per image, or with ``single_array`` into one
+    ``grids.npy`` (n, rows, cols, d) for large sets (the index's ``features`` then
+    reads ``grids.npy#k``). ``pooled.npy`` holds one row per indexed image (the mean
+    over the grid), in index order, for linear probes; ``index.csv`` lists ``path,
+    features, rows, cols, dim``. An image that fails to load is reported in
+    ``dataset.report`` and has no row.
 
     Shape:
-        item ``"x"``: (c, h, w); grid file: (rows, cols, d); ``pooled.npy``: (n, d).
+        item ``"x"``: (c, h, w); grid: (rows, cols, d); ``pooled.npy``: (n, d).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     pooled: list[np.ndarray] = []
+    grids = _GridArray(out, len(dataset)) if single_array else None
 
     def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
         feats, _ = model.features(item["x"][None].to(device), layer=layer)  # (1, r, q, d)
         grid = feats[0].float().cpu().numpy()
-        name = f"{n:06d}_{Path(str(item['path']).split('#')[0]).stem}.npy"
-        np.save(out / name, grid)
+        if grids is not None:
+            name = grids.add(grid)
+        else:
+            name = f"{n:06d}_{Path(str(item['path']).split('#')[0]).stem}.npy"
+            np.save(out / name, grid)
         pooled.append(grid.mean(axis=(0, 1)))
         return (item["path"], name, *grid.shape)
 
     rows = _rows(dataset, compute)
+    if grids is not None:
+        grids.close()
     np.save(out / "pooled.npy", np.stack(pooled) if pooled else np.zeros((0, 0), np.float32))
     meta = {"layer": layer, "pooled": "pooled.npy: mean over the grid, one row per index row"}
     return _write_index(out, ["path", "features", "rows", "cols", "dim"], rows, meta)

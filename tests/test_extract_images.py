@@ -86,3 +86,13 @@ def test_extract_images_from_a_folder_and_from_idx(tmp_path, capsys):
     assert main(args) == 0
     assert np.load(out2 / "pooled.npy").shape == (5, 8)
     assert len((out2 / "index.csv").read_text().splitlines()) == 6
+
+    # One array for large sets: the same grids, a broken image leaves no row behind.
+    out3 = tmp_path / "feats_one"
+    args = ["extract", "--checkpoint", str(run), "--input", str(folder), "--output", str(out3)]
+    assert main([*args, "--single-array"]) == 0
+    grids = np.load(out3 / "grids.npy")
+    assert grids.shape == (3, 4, 4, 8) and not (out3 / ".grids.partial.npy").exists()
+    for k, row in enumerate(csv.DictReader((out3 / "index.csv").open())):
+        assert row["features"] == f"grids.npy#{k}"
+        np.testing.assert_array_equal(grids[k], np.load(out / rows[k]["features"]))

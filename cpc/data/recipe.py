@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from cpc.data.errors import EmptyDatasetError, SkipReport
+from cpc.data.signals import ChannelStats
 from cpc.data.sources import Record
 from cpc.models.builders import HEAD_FIELDS
 
@@ -61,7 +62,7 @@ class DataInfo:
     rate: float | None = None
     channels: list[str] | None = None
     normalize: str | None = None
-    stats: dict[str, list[Any]] | None = None
+    stats: ChannelStats | None = None
     image_size: int | None = None
     in_channels: int | None = None
     groups: list[str] = field(default_factory=list)
@@ -81,6 +82,8 @@ class DataInfo:
         """Read :meth:`to_dict` output, or the untyped dict of older checkpoints."""
         known = {f for f in cls.__dataclass_fields__ if f != "modality"}
         values = {k: v for k, v in (data or {}).items() if k in known}
+        if values.get("stats") is not None:
+            values["stats"] = ChannelStats.from_dict(values["stats"])
         return cls(modality=str(data.get("modality", data.get("kind", modality))), **values)
 
 
@@ -126,6 +129,8 @@ class ExtractOptions:
     info: DataInfo
     layer: Layer = "context"
     chunk_steps: int | None = 1000
+    single_array: bool = False
+    """Images: all grids in one ``grids.npy`` instead of one file per image."""
 
 
 @dataclass

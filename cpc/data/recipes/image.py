@@ -216,4 +216,4 @@ class ImageRecipe(Recipe):
         """Grid features and pooled rows (:func:`cpc.extract.write_grid_features`)."""
         from cpc.extract import write_grid_features
 
-        return write_grid_features(model, dataset, out, options.layer)
+        return write_grid_features(model, dataset, out, options.layer, options.single_array)

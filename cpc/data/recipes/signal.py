@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from cpc.data.collate import pad_collate
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
 from cpc.data.recipes.sequence import SequenceRecipe
-from cpc.data.signals import ChannelStats, SignalFileDataset, SignalWindowDataset, signal_records
+from cpc.data.signals import SignalFileDataset, SignalWindowDataset, signal_records
 from cpc.data.sources import Record
 from cpc.models.builders import cpc_signal
 
@@ -65,13 +65,12 @@ class SignalRecipe(SequenceRecipe):
                 f"model.in_channels={in_channels} but the data has {len(train.channels)} "
                 f"channels {train.channels}; set model.in_channels or data.channels"
             )
-        stats = train.stats.to_dict() if train.stats is not None else None
         info = DataInfo(
             self.name,
             rate=data.rate,
             channels=list(train.channels),
             normalize=data.normalize,
-            stats=stats,
+            stats=train.stats,
             groups=list(train.group_names),
         )
         return DataSplits(train, val, pad_collate, info)
@@ -79,7 +78,7 @@ class SignalRecipe(SequenceRecipe):
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
         normalize: Any = info.normalize or "file"
         if normalize == "dataset" and info.stats is not None:
-            normalize = ChannelStats.from_dict(info.stats)
+            normalize = info.stats
         return SignalFileDataset(
             source,
             channels=info.channels,
