@@ -172,13 +172,9 @@ class AudioSource(FileSource):
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         self.sample_rate = sample_rate
-        self._source = str(records) if isinstance(records, str | Path) else None
+        name = str(records) if isinstance(records, str | Path) else None
         listed = audio_records(records) if isinstance(records, str | Path) else records
-        super().__init__(listed, min_length, strict, skip_below, unit="samples")
-
-    def describe(self, records: Sequence[Record]) -> str:  # type: ignore[override]
-        """The folder or manifest, else a description of the records."""
-        return self._source or FileSource.describe(records)
+        super().__init__(listed, min_length, strict, skip_below, "samples", name)
 
     def probe(self, path: str) -> tuple[int, None]:
         """Target-rate length from the header; DataError naming what is wrong."""

@@ -168,13 +168,13 @@ class SignalSource(FileSource):
             raise ValueError(f"rate must be positive, got {rate}")
         listed = signal_records(records) if isinstance(records, str | Path) else records
         self.normalize, self.rate, self.key, self.cache = normalize, rate, key, cache
-        self._source = str(records) if isinstance(records, str | Path) else None
         self._select: list[str | int] | None = None if channels is None else list(channels)
         #: Names of the channels kept, in order (from the first usable file).
         self.channels: list[str] = []
         self._cache: dict[str, np.ndarray] = {}
         self._moments: _Moments | None = None
-        super().__init__(listed, min_length, strict, skip_below, unit="steps")
+        name = str(records) if isinstance(records, str | Path) else None
+        super().__init__(listed, min_length, strict, skip_below, "steps", name)
         #: Statistics used by ``normalize="dataset"`` (or the ones passed in); save them.
         self.stats: ChannelStats | None = None
         if isinstance(normalize, ChannelStats):
@@ -183,10 +183,6 @@ class SignalSource(FileSource):
             self.stats = self._moments.stats(self.channels)
         if self.stats is not None and self.stats.channels != self.channels:
             raise ValueError(f"stats cover {self.stats.channels}, data has {self.channels}")
-
-    def describe(self, records: Sequence[Record]) -> str:  # type: ignore[override]
-        """The folder or manifest, else a description of the records."""
-        return self._source or "signal records"
 
     def probe(self, path: str) -> tuple[int, tuple[np.ndarray, list[str]]]:
         """Length of a usable stream, with its prepared values and channel names."""

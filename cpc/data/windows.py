@@ -73,6 +73,7 @@ class FileSource:
         skip_below: Files shorter than this are skipped as ``short clip`` (the
             window with ``short_clips="skip"``), never an error.
         unit: What a length counts, for messages (``samples``, ``steps``).
+        name: The folder or manifest the records came from, for messages.
 
     """
 
@@ -83,6 +84,7 @@ class FileSource:
         strict: bool,
         skip_below: int | None = None,
         unit: str = "steps",
+        name: str | None = None,
     ) -> None:
         if min_length < 1:
             raise ValueError(f"min_length must be at least 1, got {min_length}")
@@ -106,20 +108,14 @@ class FileSource:
             self.accept(record, payload, first=not kept)
             kept.append((record, length))
         if not kept:
-            raise EmptyDatasetError(self.describe(records), self.report)
+            described = f"{len(records)} records (first: {records[0].path})" if records else ""
+            raise EmptyDatasetError(name or described or "an empty list of records", self.report)
         #: Group (speaker, writer) names; an item's ``"group"`` indexes this list.
         self.group_names: list[str] = sorted({record.group for record, _ in kept})
         index = {name: i for i, name in enumerate(self.group_names)}
         self.paths = [record.path for record, _ in kept]
         self.lengths = [length for _, length in kept]
         self.groups = [index[record.group] for record, _ in kept]
-
-    @staticmethod
-    def describe(records: Sequence[Record]) -> str:
-        """The source, for the message of an empty data set."""
-        if not records:
-            return "an empty list of records"
-        return f"{len(records)} records (first: {records[0].path})"
 
     def probe(self, path: str) -> tuple[int, Any]:
         """Length of a usable file and anything :meth:`accept` needs; else DataError."""
