@@ -44,10 +44,28 @@ def _extract(args: argparse.Namespace) -> int:
     info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
     dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
-    options = ExtractOptions(info, args.layer, chunk, args.single_array)
+    try:
+        model.context_layer(args.layer)
+    except ValueError as err:
+        print(f"cpc extract: error: --layer: {err}", file=sys.stderr)
+        return 2
+    piece = None
+    if args.stream is not None:
+        try:
+            if info.seconds_per_sample is None:
+                raise ValueError("the data has no sampling rate to convert MS into samples")
+            model.streamer(args.layer)  # refuses what cannot be streamed
+        except ValueError as err:
+            print(f"cpc extract: error: --stream: {err}", file=sys.stderr)
+            return 2
+        piece = max(1, round(args.stream / 1000 / info.seconds_per_sample))
+    options = ExtractOptions(info, args.layer, chunk, args.single_array, stream_samples=piece)
+    start = time.perf_counter()
     index = recipe.extract(model, dataset, args.output, options)
     written = len(index.read_text().splitlines()) - 1  # rows, never more than files read
     print(f"features of {written} files written; index: {index}")
+    if piece is not None:
+        print(f"streamed in pieces of {piece} samples: {time.perf_counter() - start:.2f} s")
     if dataset.report.skipped:
         print(dataset.report.summary())
     return 0
@@ -188,6 +206,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from cpc.convert import convert_cpc_audio
+
+    out = convert_cpc_audio(args.checkpoint, args.out)
+    print(f"converted {args.checkpoint} -> {out} (load with cpc.load({str(out)!r}))")
+    return 0
+
+
+def _units_fit(args: argparse.Namespace) -> int:
+    from cpc.units import cli_fit
+
+    return cli_fit(args)
+
+
+def _units_apply(args: argparse.Namespace) -> int:
+    from cpc.units import cli_apply
+
+    return cli_apply(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cpc.export import cli_export
+
+    return cli_export(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(
@@ -208,7 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder (recursive) or CSV/TSV manifest; images: a folder, idx:DIR or idx-t10k:DIR",
     )
     p.add_argument("--output", required=True, type=Path)
-    p.add_argument("--layer", choices=["context", "encoder"], default="context")
+    p.add_argument(
+        "--layer",
+        default="context",
+        help="encoder, context, or context.N: layer N (1-based) of a GRU/LSTM context",
+    )
     p.add_argument(
         "--chunk-steps",
         type=int,
@@ -220,9 +268,48 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="images: every grid in one grids.npy (n, rows, cols, d) instead of one file each",
     )
+    p.add_argument(
+        "--stream",
+        type=float,
+        metavar="MS",
+        help="push each file through the streaming extractor in pieces of MS milliseconds "
+        "(same features; see benchmarks/streaming.py for its timing)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file")
     p.set_defaults(func=_extract)
+
+    convert = sub.add_parser("convert", help="import a model trained elsewhere").add_subparsers(
+        dest="source", required=True
+    )
+    p = convert.add_parser("cpc_audio", help="a CPC_audio hub file or training folder")
+    p.add_argument("checkpoint", help="hub .pt file, checkpoint_N.pt, or a training folder")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write (new)")
+    p.set_defaults(func=_convert)
+
+    units = sub.add_parser("units", help="discrete units: k-means over features").add_subparsers(
+        dest="action", required=True
+    )
+    p = units.add_parser("fit", help="fit k-means on the frames of a features folder")
+    p.add_argument("features", help="folder written by `cpc extract`")
+    p.add_argument("--k", type=int, required=True, help="number of units (e.g. 50, 100, 200)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--normalize", choices=["standard", "l2", "none"], default="standard")
+    p.add_argument("--max-frames", type=int, default=500_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_units_fit)
+    p = units.add_parser("apply", help="write per-file unit sequences")
+    p.add_argument("features", help="folder written by `cpc extract`")
+    p.add_argument("--units", required=True, type=Path, help="folder written by `units fit`")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--dedup", action="store_true", help="collapse runs of the same unit")
+    p.set_defaults(func=_units_apply)
+
+    p = sub.add_parser("export", help="export the feature extractor to ONNX")
+    p.add_argument("checkpoint", help="run dir, checkpoint dir or weights file")
+    p.add_argument("out", type=Path, help="the .onnx file to write")
+    p.add_argument("--layer", default="context", help="encoder, context or context.N")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("info", help="describe a checkpoint")
     p.add_argument("checkpoint")

@@ -47,7 +47,11 @@ class ModelConfig:
     """Width of the 1-D encoder (CPC paper: 512)."""
     kernels: list[int] | None = None
     strides: list[int] | None = None
-    norm: Literal["layer", "batch", "none"] | None = None
+    norm: Literal["layer", "layer_unbiased", "batch", "none"] | None = None
+    """Per-step norm of the 1-D encoder; ``layer_unbiased`` is CPC_audio's (imports)."""
+    padding: list[int] | None = None
+    """Waveform/signal encoder: zeros on both sides of each layer's input (CPC_audio:
+    [3, 2, 1, 1, 1]); None: unpadded (this package's default)."""
     context: Literal["gru", "lstm", "transformer", "conv", "masked_conv"] | None = None
     context_dim: int | None = None
     context_layers: int | None = None
@@ -340,7 +344,13 @@ def save_config(config: Config, path: str | Path) -> None:
 
 
 def build_model(model: ModelConfig) -> CPCModel:
-    """The :class:`CPCModel` a model config describes, through its modality's builder."""
-    from cpc.data.registry import get_recipe
+    """The :class:`CPCModel` a model config describes, through its modality's builder.
 
-    return get_recipe(model.modality).build_model(model)
+    The model keeps the config (``hub_config``) for ``save_pretrained``.
+    """
+    from cpc.data.registry import get_recipe
+    from cpc.hub import hub_config
+
+    built = get_recipe(model.modality).build_model(model)
+    built.hub_config = hub_config(dataclasses.asdict(model))
+    return built

@@ -19,7 +19,7 @@ import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +28,10 @@ from torch import Tensor
 from cpc.data.errors import DataError
 from cpc.data.recipe import FileItems
 from cpc.models.cpc import CPCModel
+from cpc.streaming import stream_sequence
 
-Layer = Literal["context", "encoder"]
+#: "encoder", "context" or "context.N" (see :meth:`CPCModel.context_layer`).
+Layer = str
 
 
 def _geometry(model: CPCModel) -> tuple[int, int]:
@@ -42,13 +44,17 @@ def extract_sequence(
     x: Tensor,
     layer: Layer = "context",
     chunk_steps: int | None = 1000,
+    stream_samples: int | None = None,
 ) -> Tensor:
     """Features of one whole sequence, computed in chunks of ``chunk_steps`` latents.
+
+    ``stream_samples``: instead, push the input through :class:`cpc.streaming.Streamer`
+    in pieces of that many samples, as live input would arrive (same features).
 
     Args:
         model: a trained sequence model (audio or signals), in eval mode.
         x: one waveform (t,) or signal (t, c), unpadded.
-        layer: ``"context"`` or ``"encoder"`` features.
+        layer: ``"context"``, ``"context.N"`` (a layer of a GRU/LSTM) or ``"encoder"``.
         chunk_steps: latents per chunk (1000 = 10 s of 16 kHz speech); None: no chunks.
 
     Shape:
@@ -61,8 +67,21 @@ def extract_sequence(
         raise ValueError(
             f"a sequence of {t} samples is shorter than the model's receptive field ({field})"
         )
+    index = model.context_layer(layer)  # checks the name
+    if stream_samples is not None:
+        return stream_sequence(model, x, layer, stream_samples)
+    if chunk_steps is None:  # whole file: also right for padded (CPC_audio) encoders
+        feats, _ = model.features(x[None], layer=layer)
+        return feats[0, :, 0]
+    chunk = max(1, chunk_steps)
+    if index is not None or model.encoder.left_padding > 0:
+        # Padded layers and intermediate context layers: the streamer, which pads each
+        # layer at both ends of the file and carries every layer's state.
+        recurrent = model.context.supports_chunks
+        part = layer if recurrent or layer == "encoder" else "encoder"
+        feats = stream_sequence(model, x, part, chunk * downsampling)
+        return feats if part == layer else model.context(feats[None, :, None])[0, :, 0]
     steps = (t - field) // downsampling + 1
-    chunk = steps if chunk_steps is None else max(1, chunk_steps)
     parts: list[Tensor] = []
     state: Any = None
     context = model.context
@@ -117,6 +136,7 @@ def extract_dataset(
     layer: Layer = "context",
     chunk_steps: int | None = 1000,
     step_seconds: float | None = None,
+    stream_samples: int | None = None,
 ) -> Path:
     """Write one ``.npy`` of features (s, d) per item and an ``index.csv`` beside them.
 
@@ -130,20 +150,23 @@ def extract_dataset(
     device = next(model.parameters()).device
 
     def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
-        feats = extract_sequence(model, item["x"].to(device), layer, chunk_steps)
+        x = item["x"].to(device)
+        feats = extract_sequence(model, x, layer, chunk_steps, stream_samples)
         name = f"{n:06d}_{Path(item['path']).stem}.npy"
         np.save(out / name, feats.float().cpu().numpy())
         return (item["path"], name, feats.shape[0], feats.shape[1])
 
     rows = _rows(dataset, compute)
     downsampling, field = _geometry(model)
+    left = model.encoder.left_padding
     meta = {
         "layer": layer,
         "downsampling": downsampling,
         "receptive_field": field,
+        "left_padding": left,
         "step_seconds": step_seconds,
-        "frame_rule": "feature j covers input samples [j*downsampling, j*downsampling + "
-        "receptive_field)",
+        "frame_rule": "feature j covers input samples [j*downsampling - left_padding, "
+        "j*downsampling - left_padding + receptive_field) (outside the file: zeros)",
     }
     return _write_index(out, ["path", "features", "steps", "dim"], rows, meta)
 

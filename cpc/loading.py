@@ -8,6 +8,7 @@ in a checkpoint can run code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -144,4 +145,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
         raise CheckpointError(f"{weights.parent / META}: bad config: {err}") from err
     model = build_model(config.model)
     load_weights(model, weights)
+    from cpc.hub import hub_config  # the training config and data facts, for the Hub
+
+    model.hub_config = hub_config(dataclasses.asdict(config.model), meta)
     return model.to(device).eval()

@@ -55,3 +55,44 @@ def test_extract_dataset_writes_index(tmp_path):
     assert lines[0] == "path,features,steps,dim" and len(lines) == 3
     feats = np.load(tmp_path / "out" / lines[1].split(",")[1])
     assert feats.shape[1] == 12 and feats.shape[0] == int(lines[1].split(",")[2])
+
+
+@pytest.mark.parametrize("context", ["gru", "lstm"])
+@pytest.mark.parametrize("padding", [None, (3, 2, 1)])
+def test_every_context_layer_is_exact_under_chunking(context, padding):
+    torch.manual_seed(0)
+    model = cpc.cpc_audio(
+        channels=8,
+        kernels=(10, 8, 4),
+        strides=(5, 4, 2),
+        padding=padding,
+        context=context,
+        context_dim=6,
+        context_layers=3,
+        num_offsets=2,
+    )
+    model = model.double().eval()
+    wave = torch.randn(5000, dtype=torch.float64)
+    z = model.encoder(wave[None])[0]
+    h = z[0, :, 0]
+    for n in (1, 2, 3):  # the slow reference: one nn.GRU/LSTM layer at a time
+        rnn = model.context.rnn
+        one = type(rnn)(h.shape[-1], 6, batch_first=True).double()
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(one, f"{name}_l0").data = getattr(rnn, f"{name}_l{n - 1}").data
+        h = one(h[None])[0][0].detach()
+        offline, _ = model.features(wave[None], layer=f"context.{n}")
+        torch.testing.assert_close(offline[0, :, 0], h)
+        for chunk in (1, 7):
+            got = extract_sequence(model, wave, f"context.{n}", chunk_steps=chunk)
+            torch.testing.assert_close(got, h)
+    torch.testing.assert_close(h, model.features(wave[None])[0][0, :, 0])  # context.3 == context
+
+
+def test_bad_layer_names_are_refused():
+    model = tiny("gru")
+    for layer, match in [("context.2", "layers 1..1"), ("ctx", "context.N"), ("context.x", "N")]:
+        with pytest.raises(ValueError, match=match):
+            extract_sequence(model, torch.randn(3000, dtype=torch.float64), layer)
+    with pytest.raises(ValueError, match="GRU/LSTM"):
+        tiny("transformer").features(torch.randn(1, 3000, dtype=torch.float64), layer="context.1")

@@ -131,6 +131,9 @@ class ExtractOptions:
     chunk_steps: int | None = 1000
     single_array: bool = False
     """Images: all grids in one ``grids.npy`` instead of one file per image."""
+    stream_samples: int | None = None
+    """Sequences: push each file through the streaming extractor in pieces of this many
+    samples instead of chunks (same features; :mod:`cpc.streaming`)."""
 
 
 @dataclass

@@ -124,6 +124,7 @@ def cpc_audio(
     kernels: Sequence[int] | None = None,
     strides: Sequence[int] | None = None,
     norm: Norm = "layer",
+    padding: Sequence[int] | None = None,
     n_mels: int = 40,
     head: HeadSettings | None = None,
     **head_overrides: Any,
@@ -137,13 +138,17 @@ def cpc_audio(
     torchaudio spectral front-end (25 ms windows, 10 ms hop) and frame convolutions
     (``kernels``/``strides``, default two 3-tap ones with stride 1). Context, predictor
     and loss: :data:`AUDIO_HEAD`, or ``head`` / keyword overrides (:class:`HeadSettings`).
+    ``padding`` (waveform only) pads every convolution as CPC_audio does (3, 2, 1, 1, 1
+    for its models); see :class:`cpc.models.encoders.ConvEncoder` for what that costs.
     """
     settings = head_settings(AUDIO_HEAD, head, **head_overrides)
     encoder: Encoder
     if frontend == "waveform":
         encoder = ConvEncoder(
-            1, channels, kernels or (10, 8, 4, 4, 4), strides or (5, 4, 2, 2, 2), norm
+            1, channels, kernels or (10, 8, 4, 4, 4), strides or (5, 4, 2, 2, 2), norm, padding
         )
+    elif padding is not None:
+        raise ValueError(f"padding is for the waveform encoder, not frontend={frontend!r}")
     elif frontend in ("logmel", "mfcc"):
         encoder = SpectralEncoder(
             sample_rate,
@@ -175,6 +180,7 @@ def cpc_signal(
     kernels: Sequence[int] = (4, 4, 3),
     strides: Sequence[int] = (2, 2, 1),
     norm: Norm = "layer",
+    padding: Sequence[int] | None = None,
     head: HeadSettings | None = None,
     **head_overrides: Any,
 ) -> CPCModel:
@@ -187,7 +193,7 @@ def cpc_signal(
     Context, predictor and loss: :data:`SIGNAL_HEAD`, or ``head`` / keyword overrides.
     """
     settings = head_settings(SIGNAL_HEAD, head, **head_overrides)
-    encoder = ConvEncoder(in_channels, channels, kernels, strides, norm)
+    encoder = ConvEncoder(in_channels, channels, kernels, strides, norm, padding)
     return _assemble(encoder, settings, settings.k_min or 1)
 
 

@@ -80,6 +80,7 @@ class RecurrentContext(nn.Module):
         self.rnn = rnn(in_dim, hidden, num_layers=num_layers, batch_first=True)
         self.out_dim = hidden
         self.supports_chunks = True
+        self.num_layers = num_layers
 
     def forward(self, z: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.forward_chunk(z)[0]
@@ -100,6 +101,42 @@ class RecurrentContext(nn.Module):
         with torch.autocast(z.device.type, enabled=False), _one_thread_if(small):
             out, state = self.rnn(seqs.to(next(self.rnn.parameters()).dtype), state)
         return rearrange(out, "(b p) s h -> b s p h", b=b, p=p), state
+
+    def forward_layers(
+        self, z: Tensor, upto: int, state: list[RecurrentState] | None = None
+    ) -> tuple[Tensor, list[RecurrentState]]:
+        """The output of recurrent layer ``upto`` (1-based), continuing from ``state``.
+
+        Spoken-language-model pipelines read an intermediate layer of a multi-layer
+        LSTM; ``upto == num_layers`` is the context itself. The layers run one at a
+        time with the stacked module's weights (the same kernels, so the last layer
+        equals :meth:`forward`). ``state`` holds one state per layer run (None: start).
+
+        Shape:
+            z: (b, s, p, d) -> (b, s, p, hidden)
+        """
+        if not 1 <= upto <= self.num_layers:
+            raise ValueError(f"layer {upto} of a {self.num_layers}-layer context does not exist")
+        b, _, p, _ = z.shape
+        h = rearrange(z, "b s p d -> (b p) s d")
+        small = z.device.type == "cpu" and h.shape[0] * self.out_dim < SERIAL_STATE_VALUES
+        states: list[Any] = list(state) if state is not None else [None] * upto
+        with torch.autocast(z.device.type, enabled=False), _one_thread_if(small):
+            h = h.to(next(self.rnn.parameters()).dtype)
+            for i in range(upto):
+                h, states[i] = self._layer(i)(h, states[i])
+        return rearrange(h, "(b p) s h -> b s p h", b=b, p=p), states
+
+    def _layer(self, i: int) -> nn.GRU | nn.LSTM:
+        """A one-layer GRU/LSTM sharing layer ``i``'s parameters (not a submodule)."""
+        with torch.device("meta"):  # its own parameters are replaced at once
+            one = type(self.rnn)(self.rnn.input_size if i == 0 else self.out_dim, self.out_dim)
+        one.batch_first = True
+        for name, value in self.rnn.named_parameters():  # weight_ih_l3 -> layer 3
+            base, index = name.rsplit("_l", 1)
+            if int(index) == i:
+                setattr(one, f"{base}_l0", value)
+        return one
 
 
 def sinusoid(s: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:

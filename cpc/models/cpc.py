@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor, nn
 
+from cpc.hub import CARD, load_folder, model_card_fields, save_folder
 from cpc.losses.infonce import InfoNCE
+from cpc.models.context import RecurrentContext
 from cpc.models.protocols import Context, Encoder
+
+if TYPE_CHECKING:
+    from cpc.streaming import Streamer
+
+#: What ``_from_pretrained`` passes on to ``hf_hub_download``.
+_DOWNLOAD_ARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
 
 
 @dataclass
@@ -29,8 +39,19 @@ class CPCOutput:
     lengths: Tensor | None
 
 
-class CPCModel(nn.Module):
+class CPCModel(
+    nn.Module,
+    ModelHubMixin,
+    library_name="cpc",
+    tags=["contrastive-predictive-coding", "self-supervised", "feature-extraction"],
+    model_card_template=CARD,
+):
     """Contrastive Predictive Coding from built parts.
+
+    Hub-style saving comes from ``huggingface_hub.ModelHubMixin`` (:mod:`cpc.hub`):
+    ``save_pretrained(dir)``, ``CPCModel.from_pretrained(dir or "user/repo")``,
+    ``push_to_hub(repo)``; a model saves only when it knows its config (built by
+    :func:`cpc.config.build_model`, loaded by :func:`cpc.load` or ``from_pretrained``).
 
     Args:
         encoder: input -> latents ``z`` (b, s, p, d) plus lengths in steps.
@@ -57,6 +78,27 @@ class CPCModel(nn.Module):
         self.context = context
         self.predictor = predictor
         self.loss = loss
+        #: ``config.json`` of a Hub folder (:func:`cpc.hub.hub_config`), or None.
+        self.hub_config: dict[str, Any] | None = None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_folder(self, save_directory)
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        config: dict[str, Any] | None = None,
+        **hub: Any,
+    ) -> CPCModel:
+        hub = {k: v for k, v in hub.items() if k in _DOWNLOAD_ARGS and v is not None}
+        return load_folder(model_id, config, **hub)
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The model card: the model config, the training config and the data facts."""
+        fields = model_card_fields(self.hub_config or {"model": {}})
+        return super().generate_model_card(*args, **{**fields, **kwargs})
 
     @property
     def offsets(self) -> list[int]:
@@ -77,6 +119,16 @@ class CPCModel(nn.Module):
     def min_input_length(self) -> int:
         """Shortest input giving one loss term: receptive field plus ``k_min`` steps."""
         return self.receptive_field + self.loss.k_min * self.downsampling
+
+    def streamer(self, layer: str = "context") -> Streamer:
+        """A stateful extractor for input arriving in pieces (:class:`cpc.streaming.Streamer`).
+
+        ``push(samples)`` returns the new features, ``flush()`` the last ones; together
+        they equal :meth:`features` of the whole input.
+        """
+        from cpc.streaming import Streamer
+
+        return Streamer(self, layer)
 
     def forward(
         self,
@@ -100,20 +152,45 @@ class CPCModel(nn.Module):
         out = self.loss(self.predictor(c), z, steps, generator=generator)
         return CPCOutput(out.loss, out.loss_per_offset, out.accuracy, z, c, steps)
 
+    def context_layer(self, layer: str) -> int | None:
+        """Check a feature layer name; the recurrent layer it names (1-based) or None.
+
+        ``"encoder"`` (``z``), ``"context"`` (``c``) or ``"context.N"``: the output of
+        the ``N``-th layer of a multi-layer GRU/LSTM context (``context.1`` the first;
+        ``context.L`` of an ``L``-layer context equals ``context``).
+        """
+        if layer in ("context", "encoder"):
+            return None
+        part, _, index = layer.partition(".")
+        if part != "context" or not index.isdigit():
+            raise ValueError(f"layer must be 'encoder', 'context' or 'context.N', got {layer!r}")
+        if not isinstance(self.context, RecurrentContext):
+            raise ValueError(
+                f"layer {layer!r}: only a GRU/LSTM context exposes its layers "
+                f"(this one is {type(self.context).__name__}); use 'context'"
+            )
+        layers = self.context.num_layers
+        if not 1 <= int(index) <= layers:
+            raise ValueError(f"layer {layer!r}: the context has layers 1..{layers}")
+        return int(index)
+
     def features(
         self,
         x: Tensor,
         lengths: Tensor | None = None,
-        layer: Literal["context", "encoder"] = "context",
+        layer: str = "context",
     ) -> tuple[Tensor, Tensor | None]:
         """Frozen features for downstream use.
 
-        Returns ``(features (b, s, p, d), lengths (b,) in steps or None)``; steps at or
-        past a sequence's length are padding and must be ignored.
+        ``layer``: ``"encoder"``, ``"context"`` or ``"context.N"`` (see
+        :meth:`context_layer`). Returns ``(features (b, s, p, d), lengths (b,) in steps
+        or None)``; steps at or past a sequence's length are padding and must be ignored.
         """
-        if layer not in ("context", "encoder"):
-            raise ValueError(f"layer must be 'context' or 'encoder', got {layer!r}")
+        index = self.context_layer(layer)
         z, steps = self.encoder(x, lengths)
         if layer == "encoder":
             return z, steps
+        if index is not None:
+            assert isinstance(self.context, RecurrentContext)  # checked by context_layer
+            return self.context.forward_layers(z, index)[0], steps
         return self.context(z, steps), steps

@@ -9,7 +9,9 @@ sequence cannot leak into any valid latent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -18,8 +20,8 @@ import torchaudio
 from einops import rearrange
 from torch import Tensor, nn
 
-Norm = Literal["layer", "batch", "none"]
-NORMS: tuple[str, ...] = ("layer", "batch", "none")
+Norm = Literal["layer", "layer_unbiased", "batch", "none"]
+NORMS: tuple[str, ...] = ("layer", "layer_unbiased", "batch", "none")
 
 
 class ChannelNorm(nn.Module):
@@ -40,6 +42,45 @@ class ChannelNorm(nn.Module):
         return self.norm(x)
 
 
+@dataclass(frozen=True)
+class StreamStage:
+    """One strided stage of a 1-D encoder, for exact streaming (:mod:`cpc.streaming`).
+
+    ``kernel``, ``stride`` and ``padding`` count the stage's input steps; ``forward``
+    runs the stage on unpadded input, ``(b, (n - 1) * stride + kernel, c)`` ->
+    ``(b, n, d)``, and must treat every output step on its own (per-step norms only).
+    """
+
+    kernel: int
+    stride: int
+    padding: int
+    forward: Callable[[Tensor], Tensor]
+
+
+class UnbiasedChannelNorm(nn.Module):
+    """CPC_audio's channel norm: per step over channels with the *unbiased* variance.
+
+    ``(x - mean) / sqrt(var + eps) * weight + bias`` where ``var`` divides by ``d - 1``
+    (``torch.var``'s default), unlike :class:`ChannelNorm` (``nn.LayerNorm``, which
+    divides by ``d``). CPC_audio stores the affine as ``(1, d, 1)``; here it is ``(d,)``
+    for channels-last activations (the importer reshapes).
+
+    Shape:
+        x: (b, s, d) -> (b, s, d)
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True)  # unbiased: divides by d - 1
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
 class ChannelsLastBatchNorm(nn.BatchNorm1d):
     """The paper's batch norm on channels-last activations.
 
@@ -58,6 +99,8 @@ def norm_1d(kind: str, dim: int) -> nn.Module:
     """A normalisation for channels-last ``(b, s, d)`` activations."""
     if kind == "layer":
         return ChannelNorm(dim)
+    if kind == "layer_unbiased":
+        return UnbiasedChannelNorm(dim)
     if kind == "batch":
         return ChannelsLastBatchNorm(dim)
     if kind == "none":
@@ -154,21 +197,40 @@ class StridedConv1d(nn.Conv1d):
     plus the transposes a channel norm needs was 20-25% slower for the paper's encoder
     (``benchmarks/``).
 
+    ``padding`` zeros are added on both sides of the time axis first (CPC_audio's
+    padded convolutions; 0, unpadded, is this package's default).
+
     Shape:
-        x: (b, t, c) -> (b, (t - kernel) // stride + 1, out_channels)
+        x: (b, t, c) -> (b, (t + 2 * padding - kernel) // stride + 1, out_channels)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
-        super().__init__(in_channels, out_channels, kernel, stride)
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int = 0
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel, stride, padding)
 
     def forward(self, x: Tensor) -> Tensor:
+        pad = int(self.padding[0])  # (an int here; torch types it str | int)
+        if pad:
+            x = F.pad(x, (0, 0, pad, pad))  # (b, t, c): zeros before and after in time
+        return self.valid(x)
+
+    def valid(self, x: Tensor) -> Tensor:
+        """The convolution without its padding: (b, t, c) -> (b, (t - kernel) // stride + 1, d)."""
         c, k, stride = self.in_channels, self.kernel_size[0], self.stride[0]
+        if torch.onnx.is_in_onnx_export():  # one standard Conv node (cpc.export)
+            y = F.conv1d(rearrange(x, "b t c -> b c t"), self.weight, self.bias, stride)
+            return rearrange(y, "b d s -> b s d")
         taps = -(-k // stride)
-        if c * k <= (taps - 1) * self.out_channels:
-            # Unfolding costs c*k values per step; the framed product writes (taps - 1)*d
-            # extra values per step: take the cheaper one.
+        d = self.out_channels
+        rows = x.shape[0] * max(0, (x.shape[1] - k) // stride + 1)
+        if rows * c * k <= rows * (taps - 1) * d + c * k * d:
+            # Unfolding copies c*k values per output step; the framed product writes
+            # (taps - 1)*d extra values per step and lays the weight (c*k*d values) out
+            # again: take the cheaper one. Few steps (a streaming piece of 10 ms) always
+            # unfold: the weight layout alone took 30 ms of CPU per piece.
             windows = rearrange(x.unfold(1, k, stride), "b s c k -> b s (c k)")
-            return F.linear(windows, self.weight.view(self.out_channels, c * k), self.bias)
+            return F.linear(windows, self.weight.view(d, c * k), self.bias)
         weight, bias, device = self.weight, self.bias, x.device.type
         if torch.is_autocast_enabled(device):  # cast once here, as autocast does for convs
             dtype = torch.get_autocast_dtype(device)
@@ -178,13 +240,19 @@ class StridedConv1d(nn.Conv1d):
             return _FramedConv.apply(x, weight, bias, stride)
 
 
-def conv_output_lengths(lengths: Tensor, kernels: Sequence[int], strides: Sequence[int]) -> Tensor:
-    """Valid output steps of a stack of unpadded convolutions.
+def conv_output_lengths(
+    lengths: Tensor,
+    kernels: Sequence[int],
+    strides: Sequence[int],
+    padding: Sequence[int] | None = None,
+) -> Tensor:
+    """Valid output steps of a stack of convolutions (unpadded unless ``padding``).
 
-    ``floor((n - kernel) / stride) + 1`` per layer, floored at 0.
+    ``floor((n + 2 * padding - kernel) / stride) + 1`` per layer, floored at 0.
     """
-    for kernel, stride in zip(kernels, strides, strict=True):
-        lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+    pads = padding if padding is not None else [0] * len(kernels)
+    for kernel, stride, pad in zip(kernels, strides, pads, strict=True):
+        lengths = torch.div(lengths + 2 * pad - kernel, stride, rounding_mode="floor") + 1
         lengths = lengths.clamp(min=0)
     return lengths
 
@@ -203,10 +271,19 @@ class ConvEncoder(nn.Module):
         in_channels: input channels (1 for a waveform; x, y, pressure, ... for pens).
         channels: width of every layer, ``d``.
         kernels, strides: one entry per layer.
-        norm: ``"layer"`` (per step, over channels), ``"batch"`` (the paper's; its
-            training statistics include padded steps and the other examples) or
-            ``"none"``. Norms over time (group/instance norm) are not offered: they
-            would let padding and future steps into every latent.
+        norm: ``"layer"`` (per step, over channels), ``"layer_unbiased"`` (the same
+            with CPC_audio's unbiased variance, for imported models), ``"batch"`` (the
+            paper's; its training statistics include padded steps and the other
+            examples) or ``"none"``. Norms over time (group/instance norm) are not
+            offered: they would let padding and future steps into every latent.
+        padding: zeros added on both sides of every layer's input, one entry per layer
+            (CPC_audio: 3, 2, 1, 1, 1, so ``n`` samples give about ``n / 160`` steps);
+            None (the default) for unpadded convolutions. What padding costs: the first
+            and last latents see zeros instead of signal (at every layer, not only the
+            waveform), and in a right-padded batch the last valid latents of a shorter
+            example see the batch's padding, so a padded batch no longer equals each
+            example alone. Exact chunked and streamed extraction still holds, per file
+            (:mod:`cpc.streaming` pads each layer at the start and end of the stream).
 
     Shape:
         x: (b, t) for ``in_channels == 1``, or (b, t, c).
@@ -222,6 +299,7 @@ class ConvEncoder(nn.Module):
         kernels: Sequence[int] = (10, 8, 4, 4, 4),
         strides: Sequence[int] = (5, 4, 2, 2, 2),
         norm: Norm = "layer",
+        padding: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if len(kernels) != len(strides) or not kernels:
@@ -230,19 +308,28 @@ class ConvEncoder(nn.Module):
             )
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        pads = tuple(padding) if padding is not None else (0,) * len(kernels)
+        if len(pads) != len(kernels) or any(p < 0 for p in pads):
+            raise ValueError(f"padding needs one entry >= 0 per layer, got {padding}")
         self.in_channels = in_channels
         self.kernels = tuple(kernels)
         self.strides = tuple(strides)
+        self.padding = pads
         layers: list[nn.Module] = []
         width = in_channels
-        for kernel, stride in zip(self.kernels, self.strides, strict=True):
-            layers += [StridedConv1d(width, channels, kernel, stride), norm_1d(norm, channels)]
+        for kernel, stride, pad in zip(self.kernels, self.strides, pads, strict=True):
+            layers += [StridedConv1d(width, channels, kernel, stride, pad), norm_1d(norm, channels)]
             layers.append(nn.ReLU(inplace=True))  # no norm's backward needs its output
             width = channels
         self.layers = nn.Sequential(*layers)
         self.out_dim = channels
         self.downsampling = int(torch.tensor(self.strides).prod())
         self.receptive_field = self._receptive_field()
+        #: Input samples of zeros before sample 0 that latent 0 sees: latent ``j`` covers
+        #: samples ``[j * downsampling - left_padding, ... + receptive_field)``.
+        self.left_padding = self._left_padding()
+        #: The shortest input that gives one latent (the receptive field when unpadded).
+        self.min_samples = self._min_samples()
 
     def _receptive_field(self) -> int:
         field, jump = 1, 1
@@ -251,9 +338,42 @@ class ConvEncoder(nn.Module):
             jump *= stride
         return field
 
+    def _left_padding(self) -> int:
+        total, jump = 0, 1
+        for pad, stride in zip(self.padding, self.strides, strict=True):
+            total += pad * jump
+            jump *= stride
+        return total
+
+    def _min_samples(self) -> int:
+        steps = 1  # walk back from one output step to the input samples it needs
+        layers = list(zip(self.kernels, self.strides, self.padding, strict=True))
+        for kernel, stride, pad in reversed(layers):
+            steps = max(1, (steps - 1) * stride + kernel - 2 * pad)
+        return steps
+
+    @property
+    def padded(self) -> bool:
+        """Whether any layer pads its input (CPC_audio's layout)."""
+        return any(self.padding)
+
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Valid latent steps for ``lengths`` valid input samples."""
-        return conv_output_lengths(lengths, self.kernels, self.strides)
+        return conv_output_lengths(lengths, self.kernels, self.strides, self.padding)
+
+    def stream_stages(self) -> list[StreamStage]:
+        """The layers as stages that :mod:`cpc.streaming` runs on a growing input."""
+        return [
+            StreamStage(kernel, stride, pad, partial(self._stage, i))
+            for i, (kernel, stride, pad) in enumerate(
+                zip(self.kernels, self.strides, self.padding, strict=True)
+            )
+        ]
+
+    def _stage(self, i: int, x: Tensor) -> Tensor:
+        conv: StridedConv1d = self.layers[3 * i]  # type: ignore[assignment]
+        norm, relu = self.layers[3 * i + 1], self.layers[3 * i + 2]
+        return relu(norm(conv.valid(x)))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if x.dim() == 2 and self.in_channels == 1:
@@ -264,10 +384,10 @@ class ConvEncoder(nn.Module):
                 + (" or (b, t)" if self.in_channels == 1 else "")
                 + f", got {tuple(x.shape)}"
             )
-        if x.shape[1] < self.receptive_field:
+        if x.shape[1] < self.min_samples:
             raise ValueError(
                 f"input of {x.shape[1]} samples is shorter than the encoder's receptive "
-                f"field of {self.receptive_field} samples"
+                f"field of {self.min_samples} samples"
             )
         h = self.layers(x)  # channels-last throughout: (b, t, c) -> (b, s, d)
         z = rearrange(h, "b s d -> b s 1 d")
@@ -339,6 +459,23 @@ class SpectralEncoder(nn.Module):
         self.out_dim = channels
         self.downsampling = hop * self.convs.downsampling
         self.receptive_field = win + (self.convs.receptive_field - 1) * hop
+        self.left_padding = 0
+
+    def _frames(self, x: Tensor) -> Tensor:
+        """Spectral frames of a waveform: (b, t) or (b, t, 1) -> (b, frames, features)."""
+        spec = self.frontend(x if x.dim() == 2 else x[..., 0])  # (b, f, frames)
+        if self.kind == "logmel":
+            spec = torch.log(spec + 1e-6)
+        return rearrange(spec, "b f s -> b s f")
+
+    def stream_stages(self) -> list[StreamStage]:
+        """The framing and the convolutions as stages for :mod:`cpc.streaming`."""
+        if self.kind == "mfcc":
+            raise ValueError(
+                "the MFCC front-end clips each input relative to its own maximum (top_db), "
+                "so it cannot be computed piece by piece exactly"
+            )
+        return [StreamStage(self.win, self.hop, 0, self._frames), *self.convs.stream_stages()]
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Valid latent steps for ``lengths`` valid input samples."""
@@ -348,10 +485,7 @@ class SpectralEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if x.dim() != 2:
             raise ValueError(f"expected a waveform (b, t), got {tuple(x.shape)}")
-        spec = self.frontend(x)  # (b, f, frames)
-        if self.kind == "logmel":
-            spec = torch.log(spec + 1e-6)
-        frames = rearrange(spec, "b f s -> b s f")
+        frames = self._frames(x)
         frame_lengths = None
         if lengths is not None:
             frame_lengths = conv_output_lengths(lengths, [self.win], [self.hop])
@@ -428,6 +562,7 @@ class PatchGridEncoder(nn.Module):
         self.out_dim = out_dim
         self.downsampling = patch_stride
         self.receptive_field = patch_size  # pixel rows behind the first grid row
+        self.left_padding = 0
 
     def grid_size(self, h: int, w: int) -> tuple[int, int]:
         """Rows and columns of the patch grid for an ``h x w`` image."""

@@ -20,14 +20,17 @@ class Encoder(Protocol):
         out_dim: ``d``.
         downsampling: Input samples (or pixel rows) per step along ``s``.
         receptive_field: Input samples (pixel rows) the first step sees; the shortest
-            input giving one step. Step ``j`` sees ``[j * downsampling, j *
-            downsampling + receptive_field)``.
+            input giving one step (padded encoders need fewer). Step ``j`` sees
+            ``[j * downsampling - left_padding, ... + receptive_field)``.
+        left_padding: Zeros before the first input sample that step 0 sees: 0 unless
+            the encoder pads its convolutions (CPC_audio's layout).
 
     """
 
     out_dim: int
     downsampling: int
     receptive_field: int
+    left_padding: int
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Valid steps for ``lengths`` valid input samples (or pixel rows)."""

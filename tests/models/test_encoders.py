@@ -85,3 +85,32 @@ def test_patch_latent_has_zero_gradient_outside_its_patch(size, stride):
 def test_image_smaller_than_a_patch_is_named():
     with pytest.raises(ValueError, match="smaller than one 8-pixel patch"):
         PatchGridEncoder(1, 8, 4, widths=(8,), out_dim=4)(torch.randn(1, 1, 6, 20))
+
+
+def test_padded_encoder_lengths_and_shortest_input():
+    enc = ConvEncoder(1, 8, padding=(3, 2, 1, 1, 1)).double()  # CPC_audio's layout
+    assert enc.left_padding == 153 and enc.receptive_field == 465
+    for t in [enc.min_samples, enc.min_samples + 1, 20480, 21923]:
+        z, lens = enc(torch.randn(1, t, dtype=torch.float64), torch.tensor([t]))
+        n = t  # the convolution length formula, layer by layer
+        for k, s, p in zip(enc.kernels, enc.strides, enc.padding, strict=True):
+            n = (n + 2 * p - k) // s + 1
+        assert lens.item() == z.shape[1] == n, t
+    assert enc(torch.randn(1, 20480, dtype=torch.float64))[0].shape[1] == 128  # t / 160
+    with pytest.raises(ValueError, match="receptive field"):
+        enc(torch.randn(1, enc.min_samples - 1, dtype=torch.float64))
+
+
+def test_unbiased_channel_norm_matches_its_definition():
+    from cpc.models.encoders import UnbiasedChannelNorm
+
+    torch.manual_seed(0)
+    norm = UnbiasedChannelNorm(6).double()
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(2, 5, 6, dtype=torch.float64)
+    d = x.shape[-1]
+    mean = x.sum(-1, keepdim=True) / d
+    var = ((x - mean) ** 2).sum(-1, keepdim=True) / (d - 1)  # unbiased, as CPC_audio
+    expected = (x - mean) / torch.sqrt(var + 1e-5) * norm.weight + norm.bias
+    torch.testing.assert_close(norm(x), expected)

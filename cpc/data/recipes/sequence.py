@@ -28,5 +28,11 @@ class SequenceRecipe(Recipe):
         seconds = options.info.seconds_per_sample
         step_seconds = None if seconds is None else model.downsampling * seconds
         return extract_dataset(
-            model, dataset, out, options.layer, options.chunk_steps, step_seconds
+            model,
+            dataset,
+            out,
+            options.layer,
+            options.chunk_steps,
+            step_seconds,
+            stream_samples=options.stream_samples,
         )
