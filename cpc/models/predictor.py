@@ -17,6 +17,14 @@ class Predictor(nn.Module):
     one hidden layer per offset) evaluates its per-offset second layers with one
     batched product as well.
 
+    The maps that produce the guesses start at zero (the MLP's second layer; its first
+    is random), so at step 0 every candidate scores the same and the loss is exactly
+    ``log(1 + n)``. With random maps the initial scores are noise above chance, and the
+    quickest way to lower that noise is to make all latents alike: a layer-norm encoder
+    can (batch norm cannot), and did, collapsing its latents to one vector within ten
+    Adam steps and sitting at chance for hundreds (``results/layernorm/``). From zero,
+    the first gradient goes to the maps, towards what actually predicts.
+
     Shape:
         c: (b, s, p, h) -> (b, s, p, k, d)
     """
@@ -37,13 +45,14 @@ class Predictor(nn.Module):
         self.latent_dim = latent_dim
         if kind == "linear":
             self.first = nn.Linear(context_dim, num_offsets * latent_dim)
+            nn.init.zeros_(self.first.weight)
+            nn.init.zeros_(self.first.bias)
         else:
             hidden = hidden or context_dim
             self.first = nn.Linear(context_dim, num_offsets * hidden)
-            bound = hidden**-0.5
             self.second = nn.Parameter(torch.empty(num_offsets, hidden, latent_dim))
             self.second_bias = nn.Parameter(torch.zeros(num_offsets, latent_dim))
-            nn.init.uniform_(self.second, -bound, bound)
+            nn.init.zeros_(self.second)
 
     def forward(self, c: Tensor) -> Tensor:
         h = rearrange(self.first(c), "b s p (k e) -> b s p k e", k=self.num_offsets)
