@@ -61,7 +61,9 @@ class ModelConfig:
     num_negatives: int | None = None
     negatives: Literal["batch", "sequence", "all"] | None = None
     temperature: float | None = None
-    predictor: Literal["linear", "mlp"] | None = None
+    predictor: Literal["linear", "mlp", "transformer"] | None = None
+    """Prediction head: the paper's linear ``W_k``, an MLP per offset, or one causal
+    Transformer layer before the linear maps (CPC_audio's ``rnnMode=transformer``)."""
     gather_distributed: bool | None = None
     """Draw negatives from every process's batch under torchrun."""
     patch_size: int | None = None
@@ -132,6 +134,12 @@ class DataConfig:
     image_size: int = 256
     """Images: crop size (CPC v2: 256, giving a 7x7 grid of 64-pixel patches)."""
     augment: bool = True
+    """Images: CPC v2's random crops and colour augmentations of training images."""
+    wave_augment: list[Literal["pitch", "bandreject", "noise", "reverb"]] = field(
+        default_factory=list
+    )
+    """Audio only: time-domain augmentations of the training windows (Kharitonov et al.
+    2021), e.g. ``[pitch, reverb, noise]``; none by default. See :mod:`cpc.data.augment`."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
@@ -144,6 +152,8 @@ class DataConfig:
             group_rule(self.group_from)
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        if len(set(self.wave_augment)) != len(self.wave_augment):
+            raise ConfigError(f"data.wave_augment lists an op twice: {self.wave_augment}")
 
 
 @dataclass

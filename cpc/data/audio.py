@@ -27,7 +27,14 @@ import torchaudio.transforms as AT
 
 from cpc.data.errors import DataError
 from cpc.data.sources import Record, group_rule, list_records
-from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
+from cpc.data.windows import (
+    Augment,
+    FileDataset,
+    FileSource,
+    ShortClips,
+    WindowDataset,
+    short_clip_limit,
+)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -207,7 +214,8 @@ class AudioWindowDataset(WindowDataset):
             receptive field (default: the paper encoder's, 465).
         short_clips: ``"pad"`` (zero-pad, report the true length) or ``"skip"``
             (leave out, recorded in :attr:`report` as ``short clip``).
-        cover, seed, strict: See :class:`~cpc.data.windows.WindowDataset`.
+        cover, seed, strict, augment: See :class:`~cpc.data.windows.WindowDataset`
+            (``augment``: e.g. :class:`cpc.data.augment.WaveAugment`).
 
     Shape:
         item ``"x"``: ``(window,)`` float32; ``"length"``, ``"group"``, ``"index"``: ints.
@@ -225,10 +233,11 @@ class AudioWindowDataset(WindowDataset):
         cover: bool = False,
         strict: bool = False,
         seed: int = 0,
+        augment: Augment | None = None,
     ) -> None:
         skip_below = short_clip_limit(window, short_clips)
         source = AudioSource(records, sample_rate, min_length, strict, skip_below)
-        super().__init__(source, window, cover=cover, seed=seed, strict=strict)
+        super().__init__(source, window, cover=cover, seed=seed, strict=strict, augment=augment)
 
 
 class AudioFileDataset(FileDataset):

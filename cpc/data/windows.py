@@ -21,7 +21,7 @@ Shape:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -33,6 +33,12 @@ from cpc.data.errors import DataError, EmptyDatasetError, SkipReport, load_or_ne
 from cpc.data.sources import Record
 
 ShortClips = Literal["pad", "skip"]
+
+#: A window's valid part and a seeded generator -> the augmented part, same shape.
+Augment = Callable[[Tensor, np.random.Generator], Tensor]
+
+#: Mixed into the augmentation's seed so its draws never repeat the window offset's.
+AUGMENT_STREAM = 7_777_777
 
 
 class Source(Protocol):
@@ -173,6 +179,10 @@ class WindowDataset(_SourceView):
             false, one window per file.
         seed: Base seed of the window offsets.
         strict: Raise the first decoding failure instead of substituting.
+        augment: Applied to the valid part of each window with a generator seeded by
+            ``(seed, epoch, index)`` and a stream of its own, so augmented windows are
+            as reproducible as the offsets (:mod:`cpc.data.augment`); padding stays
+            zero. None: windows as read.
 
     Shape:
         item ``"x"``: ``(window,)`` or ``(window, c)``; ``"length"``, ``"group"``,
@@ -188,11 +198,12 @@ class WindowDataset(_SourceView):
         cover: bool = False,
         seed: int = 0,
         strict: bool = False,
+        augment: Augment | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be positive, got {window}")
         self.source, self.window, self.seed, self.epoch = source, window, seed, 0
-        self.strict = strict
+        self.strict, self.augment = strict, augment
         self._bad: set[int] = set()
         self._items = [
             f
@@ -228,6 +239,10 @@ class WindowDataset(_SourceView):
             offset = int(rng.integers(0, total - self.window + 1))
         x = self.source.read(f, offset, self.window)
         length = int(x.shape[0])
+        if self.augment is not None:
+            x = self.augment(
+                x, np.random.default_rng([self.seed, self.epoch, index, AUGMENT_STREAM])
+            )
         x = _pad_time(x, self.window).contiguous()  # (t, ...) -> (window, ...)
         return {"x": x, "length": length, "group": self.source.groups[f], "index": index}
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from torch import nn
+
 from cpc.losses.infonce import InfoNCE, NegativeMode
 from cpc.models.context import (
     CausalConvContext,
@@ -20,9 +22,12 @@ from cpc.models.cpc import CPCModel
 from cpc.models.encoders import ConvEncoder, Norm, PatchGridEncoder, SpectralEncoder
 from cpc.models.predictor import Predictor
 from cpc.models.protocols import Context, Encoder
+from cpc.models.transformer_head import TransformerHead
 
 ContextKind = Literal["gru", "lstm", "transformer", "conv", "masked_conv"]
 CONTEXTS: tuple[str, ...] = ("gru", "lstm", "transformer", "conv", "masked_conv")
+PredictorKind = Literal["linear", "mlp", "transformer"]
+PREDICTORS: tuple[str, ...] = ("linear", "mlp", "transformer")
 
 
 def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> Context:
@@ -36,6 +41,20 @@ def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> Conte
     if kind == "masked_conv":
         return MaskedConvContext(in_dim, dim, num_blocks=max(num_layers, 1))
     raise ValueError(f"context must be one of {CONTEXTS}, got {kind!r}")
+
+
+def make_predictor(kind: str, context_dim: int, latent_dim: int, num_offsets: int) -> nn.Module:
+    """A prediction head by name: ``c`` (b, s, p, h) -> guesses (b, s, p, k, d).
+
+    ``"linear"``: the CPC paper's ``W_k``; ``"mlp"``: one hidden layer per offset;
+    ``"transformer"``: one causal Transformer layer over the context before the linear
+    maps (CPC_audio's ``rnnMode=transformer``, see :mod:`cpc.models.transformer_head`).
+    """
+    if kind in ("linear", "mlp"):
+        return Predictor(context_dim, latent_dim, num_offsets, kind)  # type: ignore[arg-type]
+    if kind == "transformer":
+        return TransformerHead(context_dim, latent_dim, num_offsets)
+    raise ValueError(f"predictor must be one of {PREDICTORS}, got {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,8 @@ class HeadSettings:
         num_negatives: Candidates drawn per anchor (sampled modes).
         negatives: Where negatives come from (:class:`~cpc.losses.InfoNCE`).
         temperature: Score temperature.
-        predictor: ``linear`` (the paper's) or ``mlp``.
+        predictor: ``linear`` (the paper's), ``mlp`` or ``transformer`` (one causal
+            Transformer layer before the linear maps, :func:`make_predictor`).
         gather_distributed: Draw negatives from every process's batch under torchrun.
 
     """
@@ -68,7 +88,7 @@ class HeadSettings:
     num_negatives: int = 128
     negatives: NegativeMode = "batch"
     temperature: float = 1.0
-    predictor: Literal["linear", "mlp"] = "linear"
+    predictor: PredictorKind = "linear"
     gather_distributed: bool = False
 
 
@@ -104,7 +124,7 @@ def head_settings(
 def _assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
     """Context, predictor and loss of ``head`` around a built encoder."""
     ctx = make_context(head.context, encoder.out_dim, head.context_dim, head.context_layers)
-    predictor = Predictor(ctx.out_dim, encoder.out_dim, head.num_offsets, head.predictor)
+    predictor = make_predictor(head.predictor, ctx.out_dim, encoder.out_dim, head.num_offsets)
     loss = InfoNCE(
         head.num_offsets,
         k_min=k_min,

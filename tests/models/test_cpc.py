@@ -28,6 +28,7 @@ BUILDERS = {
     "audio-logmel": (lambda: tiny_audio(frontend="logmel", kernels=(3,), strides=(1,)), (3, 2400)),
     "audio-mfcc": (lambda: tiny_audio(frontend="mfcc", kernels=(3,), strides=(1,)), (3, 2400)),
     "audio-mlp": (lambda: tiny_audio(predictor="mlp"), (3, 2400)),
+    "audio-transformer-head": (lambda: tiny_audio(predictor="transformer"), (3, 2400)),
     "audio-paper": (lambda: cpc.cpc_audio(), (2, 2400)),
     "audio-small": (lambda: cpc.cpc_audio_small(), (2, 2400)),
     "signal": (lambda: cpc.cpc_signal(5, channels=16, context_dim=12), (3, 120, 5)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cpc.data.audio import AudioFileDataset, AudioWindowDataset, audio_records
+from cpc.data.augment import WaveAugment
 from cpc.data.collate import pad_collate
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
 from cpc.data.recipes.sequence import SequenceRecipe
@@ -23,7 +24,8 @@ class AudioRecipe(SequenceRecipe):
 
     Random windows of ``data.window`` samples at ``model.sample_rate``, long files
     contributing one window per ``window`` samples; every file shorter than the
-    model's shortest input is skipped and reported.
+    model's shortest input is skipped and reported. Training windows (never
+    validation ones) go through ``data.wave_augment`` (:mod:`cpc.data.augment`).
     """
 
     name = "audio"
@@ -32,8 +34,10 @@ class AudioRecipe(SequenceRecipe):
     def datasets(self, config: Config, min_length: int) -> DataSplits:
         data = config.data
         rate = int(self.setting(config.model, "sample_rate"))
+        augment = WaveAugment.of(data.wave_augment, rate)
 
         def build(records: list[Record], train: Any) -> AudioWindowDataset:
+            # ``train`` is None while the training set itself is built
             return AudioWindowDataset(
                 records,
                 rate,
@@ -43,6 +47,7 @@ class AudioRecipe(SequenceRecipe):
                 cover=True,
                 strict=data.strict,
                 seed=config.run.seed,
+                augment=augment if train is None else None,
             )
 
         def records(spec: str) -> list[Record]:

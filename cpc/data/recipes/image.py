@@ -159,6 +159,8 @@ class ImageRecipe(Recipe):
 
         if config.data.group_by != "none":
             raise ConfigError("data.group_by=speaker needs audio or signal data")
+        if config.data.wave_augment:
+            raise ConfigError(f"data.wave_augment is for audio, not data.kind={self.name!r}")
 
     def datasets(self, config: Config, min_length: int) -> DataSplits:
         from cpc.config import ConfigError

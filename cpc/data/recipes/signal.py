@@ -29,6 +29,8 @@ class SignalRecipe(SequenceRecipe):
     def check(self, config: Config) -> None:
         from cpc.config import ConfigError
 
+        if config.data.wave_augment:
+            raise ConfigError(f"data.wave_augment is for audio, not data.kind={self.name!r}")
         channels, in_channels = config.data.channels, config.model.in_channels
         if channels and in_channels is not None and len(channels) != in_channels:
             raise ConfigError(
