@@ -45,7 +45,7 @@ def config_for(data, out):
     return tiny_config(
         data, out, "data.batch_size=2", "optim.accumulate=2", "optim.max_steps=8",
         "data.val_fraction=0.2", "run.val_every=3", "run.ckpt_every=2", "run.keep_last=2",
-        "model.negatives=batch",
+        "model.negatives=batch", "data.wave_augment=[pitch,bandreject,noise,reverb]",
     )  # fmt: skip
 
 
