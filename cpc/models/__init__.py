@@ -7,6 +7,7 @@ from cpc.models.builders import (
     cpc_image_small,
     cpc_signal,
     make_context,
+    make_predictor,
 )
 from cpc.models.context import (
     CausalConvContext,
@@ -17,6 +18,7 @@ from cpc.models.context import (
 from cpc.models.cpc import CPCModel, CPCOutput
 from cpc.models.encoders import ConvEncoder, PatchGridEncoder, SpectralEncoder
 from cpc.models.predictor import Predictor
+from cpc.models.transformer_head import TransformerHead
 
 __all__ = [
     "CPCModel",
@@ -29,10 +31,12 @@ __all__ = [
     "RecurrentContext",
     "SpectralEncoder",
     "TransformerContext",
+    "TransformerHead",
     "cpc_audio",
     "cpc_audio_small",
     "cpc_image",
     "cpc_image_small",
     "cpc_signal",
     "make_context",
+    "make_predictor",
 ]
