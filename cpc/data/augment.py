@@ -1,24 +1,24 @@
 """Time-domain augmentation of training windows (Kharitonov et al. 2021, WavAugment).
 
 "Data Augmenting Contrastive Learning of Speech Representations in the Time Domain"
-found that CPC learns better features when its training windows are distorted in the
-time domain; pitch shift, additive noise and reverberation helped most, band-reject
-filtering was among the ops studied. The paper used sox (``pitch``, ``reverb``,
-``sinc`` band reject) and MUSAN noise; here each op is built from torchaudio's
-functional ops and needs no data:
+found that a combination of pitch modification, additive noise and reverberation
+substantially improves CPC; band-reject filtering was among the ops studied. The paper
+used sox's effects; here each op is built from torchaudio's functional ops and needs no
+data. In the order they run:
 
 - ``pitch``: shift by up to ``pitch_cents`` (default 300, three semitones) keeping the
   duration: a phase-vocoder time stretch by ``f`` then a resampling by ``1 / f``. The
   ratio ``f`` is rounded to a fraction ``p / q`` with ``q <= 20`` so the resampler works
-  on small integers at any sample rate (torchaudio's resampler builds a filter bank of
-  ``gcd``-reduced rates, which is slow and inaccurate for ratios such as 16951 / 16000);
+  on small integers at any sample rate (torchaudio's resampler works on the
+  ``gcd``-reduced rates, which for ratios such as 16951 / 16000 is slow and has
+  misbehaved in this project);
 - ``bandreject``: two band-reject biquads at a centre drawn log-uniformly in 100 Hz ..
   ``min(8 kHz, 0.4 * rate)``, of width 1/4 to 1 octave;
-- ``noise``: Gaussian noise with a random spectral slope (white to brown,
-  ``1 / f ** a`` with ``a`` in [0, 2]) at a signal-to-noise ratio drawn in ``snr_db``;
 - ``reverb``: a synthetic room impulse response (a direct path plus exponentially
   decaying noise with RT60 in ``rt60`` seconds, direct-to-reverberant ratio in 0..10 dB),
-  applied causally, the result rescaled to the window's RMS.
+  applied causally, the result rescaled to the window's RMS;
+- ``noise``: Gaussian noise with a random spectral slope (white to brown,
+  ``1 / f ** a`` with ``a`` in [0, 2]) at a signal-to-noise ratio drawn in ``snr_db``.
 
 The ops run in that fixed order (source, then room, then microphone noise) whatever the
 order of the list. All parameters and all noise come from one ``numpy`` generator, which
@@ -41,8 +41,9 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-#: The ops, in the order they are applied.
+#: The ops a chain may list (``data.wave_augment``).
 AUGMENTATIONS: tuple[str, ...] = ("pitch", "bandreject", "noise", "reverb")
+#: The order they run in: the source, then the room, then the microphone's noise.
 _ORDER = ("pitch", "bandreject", "reverb", "noise")
 
 #: Largest denominator of the pitch ratio handed to the resampler.
