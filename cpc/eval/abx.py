@@ -473,3 +473,36 @@ def abx_from_items(
         max_group_size,
         seed,
     )
+
+
+def items_from_espeak_corpus(
+    root: str | Path, paths: Sequence[str] | None = None
+) -> list[ItemToken]:
+    """Tokens of the built-in eSpeak corpus (its frame labels), one file id per wav stem.
+
+    Args:
+        root: a corpus folder of :func:`cpc.data.corpora.espeak.build_espeak_corpus`.
+        paths: manifest paths (relative wavs) to include; None: every utterance.
+    """
+    import csv
+
+    from cpc.data.corpora.espeak import load_phone_labels, read_phone_inventory
+
+    root = Path(root)
+    inventory = read_phone_inventory(root)
+    labels = load_phone_labels(root)
+    with open(root / "manifest.csv", newline="") as f:
+        speaker = {row["path"]: row["speaker"] for row in csv.DictReader(f)}
+    frame = 1.0 / 100  # the corpus's 10 ms frames
+    chosen = list(labels) if paths is None else list(paths)
+    out: list[ItemToken] = []
+    for path in chosen:
+        out += tokens_from_frame_labels(
+            Path(path).stem,
+            labels[path],
+            inventory["phones"],
+            speaker[path],
+            frame,
+            skip=(inventory["silence"],),
+        )
+    return out
