@@ -380,8 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo)
 
     from cpc.commands import abx as abx_command
+    from cpc.commands import probe as probe_command
 
     abx_command.register(sub, data)
+    probe_command.register(sub)
     return parser
 
 
