@@ -84,7 +84,9 @@ def test_probe_frame_labels_split_by_speaker(extracted, capsys):
     assert main(args) == 0
     report = json.loads((out / "probe.json").read_text())["results"]
     linear = report["frames (linear)"]["context"]
-    assert len(linear["per_class_accuracy"]) == len(json.loads((corpus / "phones.json").read_text())["phones"])
+    assert len(linear["per_class_accuracy"]) == len(
+        json.loads((corpus / "phones.json").read_text())["phones"]
+    )
     assert 0.0 < linear["accuracy"] <= 1.0
     assert "whole 'speaker' groups held out" in (out / "probe.md").read_text()
 
@@ -97,8 +99,19 @@ def test_probe_input_errors_are_one_line(extracted, capsys):
     assert "no column 'accent'" in err and len(err.strip().splitlines()) == 1
     assert main([*base, "--frame-labels", str(tmp / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
-    assert main(["probe", str(tmp / "nofeats"), "--manifest", str(corpus / "manifest.csv"),
-                 "--label", "speaker"]) == 2
+    assert (
+        main(
+            [
+                "probe",
+                str(tmp / "nofeats"),
+                "--manifest",
+                str(corpus / "manifest.csv"),
+                "--label",
+                "speaker",
+            ]
+        )
+        == 2
+    )
     assert "nofeats" in capsys.readouterr().err
 
 
@@ -123,6 +136,3 @@ def test_abx_on_extracted_features(extracted, capsys):
 def _index(folder):
     with open(folder / "index.csv", newline="") as f:
         return list(csv.DictReader(f))
-
-
-

@@ -9,21 +9,23 @@ from pathlib import Path
 
 
 def _abx(args: argparse.Namespace) -> int:
-    from cpc.eval.abx import abx_from_items, read_item_file
+    from cpc.eval.abx import Mode, abx_from_items, read_item_file
     from cpc.eval.feature_folder import read_feature_folder
 
     if args.max_group_size is not None and args.max_group_size < 1:
-        print(f"cpc abx: error: --max-group-size must be >= 1, got {args.max_group_size}",
-              file=sys.stderr)
+        print(
+            f"cpc abx: error: --max-group-size must be >= 1, got {args.max_group_size}",
+            file=sys.stderr,
+        )
         return 2
     folder = read_feature_folder(args.features)
     items = read_item_file(args.item_file)
     step = folder.step_seconds
     rate = args.rate if args.rate is not None else (1.0 / step if step else 100.0)
     shift = args.shift if args.shift is not None else folder.centre_shift
-    modes = ["within", "across"] if args.mode == "all" else [args.mode]
+    modes: list[Mode] = ["within", "across"] if args.mode == "all" else [args.mode]
     result = abx_from_items(
-        folder.by_stem, items, rate, shift, modes, args.max_group_size, args.seed  # type: ignore[arg-type]
+        folder.by_stem, items, rate, shift, modes, args.max_group_size, args.seed
     )
     for mode in modes:
         value = getattr(result, mode)

@@ -17,8 +17,10 @@ def _probe(args: argparse.Namespace) -> int:
         folder = Path(path) if sep else Path(entry)
         key = name if sep else folder.name
         if key in folders:
-            print(f"cpc probe: error: two feature folders named {key!r} (use NAME=DIR)",
-                  file=sys.stderr)
+            print(
+                f"cpc probe: error: two feature folders named {key!r} (use NAME=DIR)",
+                file=sys.stderr,
+            )
             return 2
         folders[key] = folder
     spec = ProbeSpec(
@@ -40,8 +42,10 @@ def _probe(args: argparse.Namespace) -> int:
     results = run_probes(folders, spec, args.out, command)
     print(markdown_table(results))
     if args.out is not None:
-        print(f"report: {args.out / 'probe.md'} and probe.json; plots: "
-              f"{len(list(args.out.glob('*.png')))} PNG files in {args.out}")
+        print(
+            f"report: {args.out / 'probe.md'} and probe.json; plots: "
+            f"{len(list(args.out.glob('*.png')))} PNG files in {args.out}"
+        )
     return 0
 
 
@@ -58,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-names", type=Path, help="JSON list of frame-label class names")
     p.add_argument("--split-by", help="manifest column whose groups are held out whole")
     p.add_argument("--test-fraction", type=float, default=0.3)
-    p.add_argument("--probes", nargs="+", default=["linear", "knn", "eer"],
-                   choices=["linear", "knn", "eer"])
+    p.add_argument(
+        "--probes", nargs="+", default=["linear", "knn", "eer"], choices=["linear", "knn", "eer"]
+    )
     p.add_argument("--k", type=int, default=5, help="neighbours of the kNN probe")
     p.add_argument("--epochs", type=int, default=50, help="linear probe epochs (at most)")
     p.add_argument("--seed", type=int, default=0)

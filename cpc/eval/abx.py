@@ -104,7 +104,9 @@ def read_item_file(path: str | Path) -> list[ItemToken]:
         try:
             onset, offset = float(fields[1]), float(fields[2])
         except ValueError:
-            raise DataError(str(path), f"bad item line {number}: onset/offset not numbers") from None
+            raise DataError(
+                str(path), f"bad item line {number}: onset/offset not numbers"
+            ) from None
         if not offset > onset >= 0:
             raise DataError(str(path), f"bad item line {number}: need 0 <= onset < offset")
         tokens.append(ItemToken(fields[0], onset, offset, *fields[3:7]))
@@ -156,9 +158,7 @@ def tokens_from_frame_labels(
         prev = run_names[r - 1] if r > 0 else edge
         nxt = run_names[r + 1] if r + 1 < len(run_names) else edge
         out.append(
-            ItemToken(
-                file, s * frame_seconds, e * frame_seconds, run_names[r], prev, nxt, speaker
-            )
+            ItemToken(file, s * frame_seconds, e * frame_seconds, run_names[r], prev, nxt, speaker)
         )
     return out
 
@@ -202,6 +202,7 @@ def dtw_normalised(dist: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         dist: (p, i, j); rows, cols: (p,) -> (p,)
 
     Padding never reaches a real cell: a cell depends only on cells up and left of it.
+
     """
     p, n_i, n_j = dist.shape
     cost = torch.empty_like(dist)
@@ -311,6 +312,7 @@ def _score_context(
 
     Shape:
         dist: (n, n); group: (n,) -> num: (g, g, g), sizes: (g,)
+
     """
     n, g = len(group), len(g_speaker)
     member = np.zeros((n, g))
@@ -349,6 +351,7 @@ def abx_errors(
 
     Shape:
         feats[t]: (frames, d)
+
     """
     n = len(feats)
     if not (len(contexts) == len(phones) == len(speakers) == n):
@@ -372,9 +375,7 @@ def abx_errors(
     useful = {
         c: m
         for c, m in by_context.items()
-        if any(
-            len({p_ids[t] for t in m if s_ids[t] == s}) > 1 for s in {s_ids[t] for t in m}
-        )
+        if any(len({p_ids[t] for t in m if s_ids[t] == s}) > 1 for s in {s_ids[t] for t in m})
     }
     unit = [_normalise(torch.as_tensor(f)) for f in feats]
     pairs = np.array(
@@ -427,6 +428,7 @@ def cut_tokens(
 
     Raises:
         DataError: when an item's file has no features.
+
     """
     out, kept = [], []
     for item in items:
@@ -460,6 +462,7 @@ def abx_from_items(
         rate: feature frames per second (100 for 10 ms frames).
         shift: seconds by which frame ``i``'s centre lies after ``(i + 0.5) / rate``.
         modes, max_group_size, seed: as in :func:`abx_errors`.
+
     """
     feats, kept = cut_tokens(features, items, rate, shift)
     if not kept:
@@ -483,6 +486,7 @@ def items_from_espeak_corpus(
     Args:
         root: a corpus folder of :func:`cpc.data.corpora.espeak.build_espeak_corpus`.
         paths: manifest paths (relative wavs) to include; None: every utterance.
+
     """
     import csv
 

@@ -59,8 +59,10 @@ class FeatureFolder:
         centre is ``(i D + R / 2)`` samples, that is ``(i + 0.5) step + (R - D) step / (2 D)``.
         0 when the facts are missing (Libri-light's convention).
         """
-        step, d, r = self.step_seconds, self.meta.get("downsampling"), self.meta.get(
-            "receptive_field"
+        step, d, r = (
+            self.step_seconds,
+            self.meta.get("downsampling"),
+            self.meta.get("receptive_field"),
         )
         if not step or not d or not r:
             return 0.0

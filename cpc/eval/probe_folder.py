@@ -122,6 +122,109 @@ def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
     return codes.reshape(-1), [str(n) for n in names]
 
 
+def _sequence_probes(
+    name: str,
+    feats: list[np.ndarray],
+    values: list[str],
+    groups: list[str] | None,
+    spec: ProbeSpec,
+    results: dict[str, dict[str, Any]],
+    out_dir: Path | None,
+) -> None:
+    """Linear, kNN and EER on mean-pooled features; adds ``{task: {name: result}}``."""
+    y, names = _codes(values)
+    pooled = torch.stack([torch.from_numpy(f).mean(0) for f in feats])  # (files, d)
+    tr, te = _split(groups, y, len(values), spec)
+    task = spec.label
+    if "linear" in spec.probes:
+        res = linear_probe(
+            pooled[tr],
+            y[tr],
+            pooled[te],
+            y[te],
+            num_classes=len(names),
+            epochs=spec.epochs,
+            seed=spec.seed,
+        )
+        results.setdefault(f"{task} (linear)", {})[name] = res
+        if out_dir is not None and len(names) <= 60:
+            plot_confusion(res.confusion, names, out_dir / f"{name}_{task}_confusion.png")
+    if "knn" in spec.probes:
+        results.setdefault(f"{task} (kNN, k={spec.k})", {})[name] = knn_probe(
+            pooled[tr], y[tr], pooled[te], y[te], k=spec.k, num_classes=len(names)
+        )
+    if "eer" in spec.probes:
+        try:
+            eer: Any = verification_eer(pooled, y, seed=spec.seed)
+        except ValueError as err:  # too few files per identity: say so in the cell
+            eer = {"eer": None, "skipped": str(err)}
+        results.setdefault(f"{task} verification EER", {})[name] = eer
+    if out_dir is not None:
+        plot_projection(
+            pooled.numpy(), y, out_dir / f"{name}_{task}_pca.png", title=f"{name}, pooled"
+        )
+
+
+def _frame_labels(
+    source: dict[str, np.ndarray], rows: list[dict[str, str]], spec: ProbeSpec
+) -> list[np.ndarray]:
+    labels = []
+    for r in rows:
+        stem = Path(r["path"]).stem
+        if stem not in source:
+            raise DataError(str(spec.frame_labels), f"no frame labels for {r['path']}")
+        labels.append(np.asarray(source[stem]).astype(np.int64))
+    return labels
+
+
+def _frame_probes(
+    name: str,
+    feats: list[np.ndarray],
+    labels: list[np.ndarray],
+    stems: list[str],
+    groups: list[str] | None,
+    spec: ProbeSpec,
+    results: dict[str, dict[str, Any]],
+    out_dir: Path | None,
+) -> None:
+    """Linear and kNN probes of frame labels; adds ``{task: {name: result}}``."""
+    num_classes = max(int(lab.max()) for lab in labels if lab.size) + 1
+    if spec.label_names is not None:
+        if len(spec.label_names) < num_classes:
+            raise DataError(
+                "--label-names", f"{len(spec.label_names)} names for {num_classes} classes"
+            )
+        num_classes = len(spec.label_names)
+    tr, te = _split(groups, None, len(labels), spec)
+    xtr, ytr = frames_from_sequences(
+        [feats[i] for i in tr],
+        [labels[i] for i in tr],
+        offset=spec.label_offset,
+        tolerance=spec.tolerance,
+        names=[stems[i] for i in tr],
+    )
+    xte, yte = frames_from_sequences(
+        [feats[i] for i in te],
+        [labels[i] for i in te],
+        offset=spec.label_offset,
+        tolerance=spec.tolerance,
+        names=[stems[i] for i in te],
+    )
+    if "linear" in spec.probes:
+        res = linear_probe(
+            xtr, ytr, xte, yte, num_classes=num_classes, epochs=spec.epochs, seed=spec.seed
+        )
+        results.setdefault("frames (linear)", {})[name] = res
+        if out_dir is not None and spec.label_names is not None:
+            plot_confusion(
+                res.confusion, spec.label_names, out_dir / f"{name}_frames_confusion.png"
+            )
+    if "knn" in spec.probes:
+        results.setdefault(f"frames (kNN, k={spec.k})", {})[name] = knn_probe(
+            xtr, ytr, xte, yte, k=spec.k, num_classes=num_classes
+        )
+
+
 def run_probes(
     folders: dict[str, Path], spec: ProbeSpec, out_dir: Path | None, command: str = ""
 ) -> dict[str, dict[str, Any]]:
@@ -129,6 +232,7 @@ def run_probes(
 
     Returns:
         ``{task: {row: result}}`` as :func:`cpc.eval.report.write_report` takes it.
+
     """
     if spec.label is None and spec.frame_labels is None:
         raise DataError(str(spec.manifest), "nothing to probe: give a label column or frame labels")
@@ -141,79 +245,24 @@ def run_probes(
     rows = read_manifest(spec.manifest, columns)
     groups = [r[spec.split_by] for r in rows] if spec.split_by else None
     frame_source = _frame_label_source(spec.frame_labels) if spec.frame_labels else None
+    frame_labels = _frame_labels(frame_source, rows, spec) if frame_source is not None else None
     results: dict[str, dict[str, Any]] = {}
-    plots = out_dir is not None
     for name, root in folders.items():
         feats = _match(read_feature_folder(root), rows, spec.manifest)
         if spec.label:
-            y, names = _codes([r[spec.label] for r in rows])
-            pooled = torch.stack([torch.from_numpy(f).mean(0) for f in feats])
-            tr, te = _split(groups, y, len(rows), spec)
-            task = spec.label
-            if "linear" in spec.probes:
-                res = linear_probe(
-                    pooled[tr], y[tr], pooled[te], y[te], num_classes=len(names),
-                    epochs=spec.epochs, seed=spec.seed,
-                )
-                results.setdefault(f"{task} (linear)", {})[name] = res
-                if plots and out_dir is not None and len(names) <= 60:
-                    plot_confusion(res.confusion, names, out_dir / f"{name}_{task}_confusion.png")
-            if "knn" in spec.probes:
-                results.setdefault(f"{task} (kNN, k={spec.k})", {})[name] = knn_probe(
-                    pooled[tr], y[tr], pooled[te], y[te], k=spec.k, num_classes=len(names)
-                )
-            if "eer" in spec.probes:
-                try:
-                    eer: Any = verification_eer(pooled, y, seed=spec.seed)
-                except ValueError as err:  # too few files per identity: say so in the cell
-                    eer = {"eer": None, "skipped": str(err)}
-                results.setdefault(f"{task} verification EER", {})[name] = eer
-            if plots and out_dir is not None:
-                plot_projection(
-                    pooled.numpy(), y, out_dir / f"{name}_{task}_pca.png", title=f"{name}, pooled"
-                )
-        if frame_source is not None:
-            labels = []
-            for r in rows:
-                stem = Path(r["path"]).stem
-                if stem not in frame_source:
-                    raise DataError(str(spec.frame_labels), f"no frame labels for {r['path']}")
-                labels.append(np.asarray(frame_source[stem]).astype(np.int64))
-            num_classes = max(int(lab.max()) for lab in labels if lab.size) + 1
-            if spec.label_names is not None:
-                if len(spec.label_names) < num_classes:
-                    raise DataError("--label-names", f"{len(spec.label_names)} names for "
-                                    f"{num_classes} classes")
-                num_classes = len(spec.label_names)
-            tr, te = _split(groups, None, len(rows), spec)
+            _sequence_probes(
+                name, feats, [r[spec.label] for r in rows], groups, spec, results, out_dir
+            )
+        if frame_labels is not None:
             stems = [Path(r["path"]).stem for r in rows]
-
-            def stack(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-                return frames_from_sequences(
-                    [feats[i] for i in idx], [labels[i] for i in idx],
-                    offset=spec.label_offset, tolerance=spec.tolerance,
-                    names=[stems[i] for i in idx],
-                )
-
-            xtr, ytr = stack(tr)
-            xte, yte = stack(te)
-            if "linear" in spec.probes:
-                res = linear_probe(
-                    xtr, ytr, xte, yte, num_classes=num_classes, epochs=spec.epochs,
-                    seed=spec.seed,
-                )
-                results.setdefault("frames (linear)", {})[name] = res
-                if plots and out_dir is not None and spec.label_names is not None:
-                    plot_confusion(res.confusion, spec.label_names,
-                                   out_dir / f"{name}_frames_confusion.png")
-            if "knn" in spec.probes:
-                results.setdefault(f"frames (kNN, k={spec.k})", {})[name] = knn_probe(
-                    xtr, ytr, xte, yte, k=spec.k, num_classes=num_classes
-                )
+            _frame_probes(name, feats, frame_labels, stems, groups, spec, results, out_dir)
     if out_dir is not None:
         split = (
-            f"whole '{spec.split_by}' groups held out" if spec.split_by
-            else "each label's files split" if spec.label else "random file split"
+            f"whole '{spec.split_by}' groups held out"
+            if spec.split_by
+            else "each label's files split"
+            if spec.label
+            else "random file split"
         )
         notes = "\n".join(
             f"- {line}"
@@ -227,8 +276,12 @@ def run_probes(
             ]
         )
         write_report(
-            results, out_dir, "Probes on extracted features",
-            provenance=collect_provenance(command), notes=notes, stem="probe",
+            results,
+            out_dir,
+            "Probes on extracted features",
+            provenance=collect_provenance(command),
+            notes=notes,
+            stem="probe",
         )
     return results
 

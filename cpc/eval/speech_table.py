@@ -42,8 +42,8 @@ import torch
 from torch import Tensor
 
 from cpc.config import Config, build_model, load_config
-from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
+from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.plots import (
     plot_accuracy_vs_offset,
