@@ -297,14 +297,14 @@ class _Cells:
 
 
 def _score_context(
-    dist: np.ndarray, group: np.ndarray, g_speaker: np.ndarray, g_phone: np.ndarray
+    dist: np.ndarray, group: np.ndarray, num_groups: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sums of ABX successes between groups of one context.
 
     Args:
         dist: ``dist[x, t]`` = d(x, t) for the tokens of the context (row = X).
-        group: group index (speaker, phone) of each token.
-        g_speaker, g_phone: speaker and phone of each group.
+        group: group index (speaker, phone) of each token, in ``[0, num_groups)``.
+        num_groups: number of groups.
 
     Returns:
         ``num[gx, ga, gb]`` = sum over x in gx, a in ga (a != x), b in gb of
@@ -314,7 +314,7 @@ def _score_context(
         dist: (n, n); group: (n,) -> num: (g, g, g), sizes: (g,)
 
     """
-    n, g = len(group), len(g_speaker)
+    n, g = len(group), num_groups
     member = np.zeros((n, g))
     member[np.arange(n), group] = 1.0
     num = np.zeros((g, g, g))
@@ -391,7 +391,7 @@ def abx_errors(
         g_spk = np.array([k[0] for k in keys])
         g_ph = np.array([k[1] for k in keys])
         dist = np.array([[lookup.get((i, j), 0.0) for j in members] for i in members])
-        num, size = _score_context(dist, group, g_spk, g_ph)
+        num, size = _score_context(dist, group, len(keys))
         for ga in range(len(keys)):
             for gb in range(len(keys)):
                 if g_spk[ga] != g_spk[gb] or g_ph[ga] == g_ph[gb]:
