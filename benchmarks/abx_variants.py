@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
+from cpc.eval.baselines import logmel_features
 from cpc.eval.speech_table import LABEL_OFFSET, _corpus, _mfcc, _split, _wave
 from cpc.extract import extract_sequence
 from cpc.train.checkpoint import load_model
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--max-group-size", type=int, default=10)
     parser.add_argument("--train-utterances", type=int, default=60)
+    parser.add_argument("--only", nargs="*", help="feature sets to run (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     utts = _corpus(args.out / "corpus", 30.0, 12, 0)
@@ -44,7 +46,17 @@ def main() -> None:
         "CPC context": lambda w: extract_sequence(model, w, "context", None),
         "CPC encoder": lambda w: extract_sequence(model, w, "encoder", None),
         "MFCC": _mfcc,
+        # Controls: is MFCC's edge its cepstral smoothing (no pitch harmonics)? Does
+        # CPC's across-speaker error fall with training (an earlier checkpoint)?
+        "log-mel 80": lambda w: logmel_features(w, 16000, n_mels=80),
     }
+    for ckpt in sorted((args.out / "run" / "checkpoints").glob("step_*"))[:-1]:
+        early = load_model(ckpt).eval()
+        sets[f"CPC context @ {ckpt.name}"] = lambda w, m=early: extract_sequence(
+            m, w, "context", None
+        )
+    if args.only:
+        sets = {k: v for k, v in sets.items() if k in args.only}
     results = {}
     for name, fn in sets.items():
         feats = {u.path.stem: fn(_wave(u.path)) for u in held}
