@@ -152,6 +152,7 @@ def _table1(args: argparse.Namespace) -> int:
         ablation_offsets=args.ablation,
         seed=args.seed,
         overrides=args.overrides,
+        rows={row[0]: row[1:] for row in args.row or []},
     )
     return _table(args, settings)
 
@@ -362,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", type=int, nargs="*", default=[2, 4, 8, 12])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--row",
+        nargs="+",
+        action="append",
+        metavar="NAME OVERRIDE",
+        help="an extra CPC row: its name, then config overrides (repeatable), e.g. "
+        "--row 'transformer head' model.predictor=transformer",
+    )
     p.add_argument("overrides", nargs="*", help="config overrides (section.key=value)")
     p.set_defaults(func=_table1)
 
@@ -369,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+    from cpc.commands import abx as abx_command
+    from cpc.commands import probe as probe_command
+
+    abx_command.register(sub, data)
+    probe_command.register(sub)
     return parser
 
 

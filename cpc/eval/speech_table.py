@@ -11,8 +11,13 @@ weights and for MFCCs, then train the same linear probes on each:
   corpus of speakers that pretraining never heard, each speaker's utterances split
   between probe training and test (identifying 12 espeak voices is trivial for every
   feature set, so the task uses more, previously unheard ones);
+- *ABX*: phone ABX error within and across speakers (the Libri-light / ZeroSpeech
+  protocol, :mod:`cpc.eval.abx`) on the held-out utterances of the phone corpus (seen
+  and unseen speakers together), tokens cut from the corpus's frame labels;
 - optionally, phone accuracy against the number of prediction steps (the paper's
-  ablation), each model pretrained with the same budget.
+  ablation), each model pretrained with the same budget;
+- optionally, extra rows: CPC pretrained with config overrides (another prediction head,
+  augmentation, ...), with the same budget and the same probes.
 
 Alignment of features with label frames (label frame ``j`` covers samples
 ``[160 j, 160 j + 160)``, centre ``160 j + 80``): a CPC latent ``j`` sees samples
@@ -38,6 +43,7 @@ from torch import Tensor
 
 from cpc.config import Config, build_model, load_config
 from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
+from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.plots import (
     plot_accuracy_vs_offset,
@@ -75,6 +81,10 @@ class TableSettings:
     seed: int = 0
     overrides: list[str] = field(default_factory=list)
     """Config overrides applied on top of the speech preset."""
+    rows: dict[str, list[str]] = field(default_factory=dict)
+    """Extra CPC rows: name -> config overrides added to ``overrides`` for that model."""
+    abx_max_group_size: int | None = 10
+    """ABX: tokens kept per (context, speaker, phone), as Libri-light's default; None: all."""
 
 
 @dataclass
@@ -162,8 +172,14 @@ def _mfcc(wave: Tensor) -> Tensor:
     return mfcc_features(wave, 16000, n_mfcc=13)
 
 
-def _phone_data(fn: FeatureFn, utts: list[Utterance]) -> tuple[Tensor, Tensor]:
-    feats = [fn(_wave(u.path)) for u in utts]
+def _features(fn: FeatureFn, utts: list[Utterance]) -> dict[Path, Tensor]:
+    return {u.path: fn(_wave(u.path)) for u in utts}
+
+
+def _phone_data(
+    fn: FeatureFn, utts: list[Utterance], cache: dict[Path, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
+    feats = [cache[u.path] if cache is not None else fn(_wave(u.path)) for u in utts]
     labels = [torch.from_numpy(u.phones.astype(np.int64)) for u in utts]
     names = [u.path.name for u in utts]
     # Latents end before the last label frames (receptive field): allow that much.
@@ -192,6 +208,31 @@ def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: lis
     )
     train(config)
     return config
+
+
+def _abx(cache: dict[Path, Tensor], items: list, settings: TableSettings) -> dict[str, float]:
+    """ABX errors of cached features on the tokens of those utterances.
+
+    Feature frame ``j`` is paired with label frame ``j + LABEL_OFFSET`` (module doc), so
+    its centre sits ``LABEL_OFFSET`` frames after Libri-light's ``(j + 0.5)`` rule.
+    """
+    res = abx_from_items(
+        {p.stem: f for p, f in cache.items()},
+        items,
+        rate=100.0,
+        shift=LABEL_OFFSET / 100.0,
+        max_group_size=settings.abx_max_group_size,
+        seed=settings.seed,
+    )
+    nan = float("nan")  # no cell: written as null, shown as a dash
+    return {
+        "within": nan if res.within is None else res.within,
+        "across": nan if res.across is None else res.across,
+    }
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
 def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
@@ -228,23 +269,37 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
         "random init": _model_features(random_model),
         "MFCC": _mfcc,
     }
+    for row, row_overrides in settings.rows.items():
+        if row in feature_sets:
+            raise ValueError(f"table row name {row!r} is taken")
+        t0 = time.monotonic()
+        _pretrain(settings, manifest, out / f"run_{_slug(row)}", row_overrides)
+        timings[f"pretrain {row} s"] = time.monotonic() - t0
+        feature_sets[row] = _model_features(load_model(out / f"run_{_slug(row)}"))
 
+    abx_utts = split["test_seen"] + split["test_unseen"]
+    abx_items = items_from_espeak_corpus(
+        out / "corpus", [str(u.path.relative_to(out / "corpus")) for u in abx_utts]
+    )
     results: dict[str, dict[str, Any]] = {
         "phone, seen speakers": {},
         "phone, unseen speakers": {},
         "speaker (unheard voices)": {},
+        "ABX error, within speakers": {},
+        "ABX error, across speakers": {},
     }
     num_phones = len(inventory["phones"])
     t0 = time.monotonic()
     for name, fn in feature_sets.items():
-        xtr, ytr = _phone_data(fn, split["train"])
+        cache = _features(fn, split["train"] + abx_utts)
+        xtr, ytr = _phone_data(fn, split["train"], cache)
         for task, part in [
             ("phone, seen speakers", "test_seen"),
             ("phone, unseen speakers", "test_unseen"),
         ]:
             if not split[part]:
                 continue
-            xte, yte = _phone_data(fn, split[part])
+            xte, yte = _phone_data(fn, split[part], cache)
             res = linear_probe(xtr, ytr, xte, yte, num_classes=num_phones, seed=settings.seed)
             results[task][name] = res
             if name == "CPC" and part == "test_seen":
@@ -259,6 +314,12 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
         )
         if name == "CPC":
             plot_projection(pte, yte_s.numpy(), out / "speaker_projection.png", title="CPC, pooled")
+        t1 = time.monotonic()
+        abx = _abx({u.path: cache[u.path] for u in abx_utts}, abx_items, settings)
+        timings[f"abx {name} s"] = time.monotonic() - t1
+        results["ABX error, within speakers"][name] = abx["within"]
+        results["ABX error, across speakers"][name] = abx["across"]
+        del cache
     timings["probes_s"] = time.monotonic() - t0
 
     offsets_table: dict[str, list[float]] = {}
@@ -321,6 +382,11 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
             f"j+{LABEL_OFFSET} for every feature set",
             "random init: the same architecture and probe, untrained weights (seeded)",
             "MFCC: 13 coefficients, 25 ms windows, 10 ms hop (torchaudio, center=False)",
+            f"ABX: error rates (lower is better) on {len(abx_items)} phone tokens of the "
+            "held-out utterances (seen and unseen speakers); angular distance + DTW; "
+            "averaged over contexts, then speakers, then phone pairs; at most "
+            f"{settings.abx_max_group_size} tokens per (context, speaker, phone)",
+            *[f"{row}: CPC with {' '.join(o)}" for row, o in settings.rows.items()],
         ]
     )
     write_report(

@@ -11,7 +11,7 @@ def test_pipeline_writes_tables_and_plots(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)  # a relative output folder, as `cpc quickstart` uses
     settings = TableSettings(
-        corpus_minutes=0.5,
+        corpus_minutes=2.0,
         corpus_speakers=3,
         unseen_speakers=1,
         speaker_corpus_minutes=0.5,
@@ -26,11 +26,21 @@ def test_pipeline_writes_tables_and_plots(tmp_path, monkeypatch):
             "run.val_every=2",
             "optim.warmup_steps=1",
         ],
+        rows={"4 offsets": ["model.num_offsets=4"]},
     )
     out = run_speech_table("table", settings, "test")
     tmp_path = tmp_path / "table"
     table = json.loads((tmp_path / "table1.json").read_text())["results"]
-    assert set(table["phone, seen speakers"]) == {"CPC", "random init", "MFCC"}
+    rows = {"CPC", "random init", "MFCC", "4 offsets"}
+    assert set(table["phone, seen speakers"]) == rows
+    for mode in ("within", "across"):
+        abx = table[f"ABX error, {mode} speakers"]
+        assert set(abx) == rows, abx
+    across = table["ABX error, across speakers"]
+    assert all(0.0 <= v <= 1.0 for v in across.values()), across
+    assert (tmp_path / "run_4_offsets" / "config.yaml").is_file() or any(
+        (tmp_path / "run_4_offsets").iterdir()
+    )
     assert set(out["steps"]) == {"2 steps", "12 steps"}
     assert not (tmp_path / "run_k12").exists(), "the main model covers its own offsets"
     for png in ["training_curves.png", "phone_confusion.png", "phone_vs_steps.png"]:

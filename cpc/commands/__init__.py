@@ -1,0 +1,1 @@
+"""Sub-commands of ``cpc`` that live in their own modules (``register(sub)`` each)."""
