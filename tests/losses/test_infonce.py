@@ -60,38 +60,85 @@ SHAPES = [
     (3, 9, 1, 4, [9, 6, 3]),
     (2, 5, 3, 6, [5, 4]),
     (1, 12, 1, 3, None),
+    (2, 4, 2, 3, [4, 3]),  # with 5 offsets from k=1, offsets 4 and 5 have no term
 ]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("mode", ["batch", "sequence", "all"])
-@pytest.mark.parametrize(("k_min", "num_offsets"), [(1, 3), (2, 2), (1, 1)])
+@pytest.mark.parametrize(("k_min", "num_offsets"), [(1, 3), (2, 2), (1, 1), (1, 5)])
 @pytest.mark.parametrize("temperature", [1.0, 0.3])
 def test_matches_slow_reference(shape, mode, k_min, num_offsets, temperature):
     b, s, p, d, lengths = shape
     pred, z, lens = make_inputs(b, s, p, d, num_offsets, lengths)
     loss = InfoNCE(num_offsets, k_min, num_negatives=4, negatives=mode, temperature=temperature)
-    layout = build_layout(lens, b, s, p, torch.tensor(loss.offsets))
-    g = torch.Generator().manual_seed(1)
-    cand = sample_candidates(layout, 4, mode, layout.pool.numel(), generator=g)
-    cand = None if mode == "all" else cand
+    offsets = list(range(k_min, k_min + num_offsets))  # the definition, not loss.offsets
+    cand = None if mode == "all" else random_candidates(lens, b, s, p, offsets, 4, mode)
     out = loss(pred, z, lens, candidates=cand)
-    lpo, acc, count = reference(pred, z, lens, loss.offsets, mode, temperature, cand)
+    lpo, acc, count = reference(pred, z, lens, offsets, mode, temperature, cand)
     torch.testing.assert_close(out.loss_per_offset, lpo)
     torch.testing.assert_close(out.accuracy, acc)
     assert out.count.tolist() == count
-    valid = torch.tensor(count) > 0
-    torch.testing.assert_close(out.loss, lpo[valid].mean())
+    # Offsets without a term are left out of the mean, not counted as zero.
+    with_terms = [x for x, c in zip(lpo.tolist(), count, strict=True) if c > 0]
+    torch.testing.assert_close(out.loss, torch.tensor(sum(with_terms) / len(with_terms)).double())
 
 
+def random_candidates(lens, b, s, p, offsets, n, mode, seed=1):
+    """Negatives for each anchor in (b, i, p) order, drawn here (not by the package).
+
+    Pool indices of any valid latent other than the anchor's positives (of its own
+    sequence in "sequence" mode), with repeats, and one ``-1`` (a dropped draw) per anchor.
+    """
+    rng = torch.Generator().manual_seed(seed)
+    lens = [s] * b if lens is None else [int(x) for x in lens]
+    pool = [(bb, i, j) for bb in range(b) for i in range(lens[bb]) for j in range(p)]
+    rows = []
+    for bb in range(b):
+        for i in range(s):
+            for j in range(p):
+                if not i + offsets[0] < lens[bb]:
+                    continue
+                positives = {(bb, i + k, j) for k in offsets}
+                allowed = [m for m, t in enumerate(pool) if t not in positives]
+                if mode == "sequence":
+                    allowed = [m for m in allowed if pool[m][0] == bb]
+                picks = torch.randint(len(allowed), (n - 1,), generator=rng).tolist()
+                rows.append([allowed[x] for x in picks] + [-1])
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence"])
+@pytest.mark.parametrize("num_negatives", [3, 40])  # "auto" picks "gather", then "matmul"
+def test_scoring_strategies_agree_with_gradients(mode, num_negatives):
+    def run(strategy):
+        pred, z, lens = make_inputs(3, 10, 2, 8, 4, [10, 7, 5])
+        pred.requires_grad_(True)
+        z.requires_grad_(True)
+        loss = InfoNCE(4, num_negatives=num_negatives, negatives=mode, strategy=strategy)
+        out = loss(pred, z, lens, generator=torch.Generator().manual_seed(0))
+        out.loss.backward()
+        return out, pred.grad, z.grad
+
+    gather, matmul, auto = run("gather"), run("matmul"), run("auto")
+    for other in (matmul, auto):
+        torch.testing.assert_close(other[0].loss_per_offset, gather[0].loss_per_offset)
+        torch.testing.assert_close(other[0].accuracy, gather[0].accuracy)
+        torch.testing.assert_close(other[1], gather[1])
+        torch.testing.assert_close(other[2], gather[2])
+    assert gather[2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence", "all"])
 @pytest.mark.parametrize("strategy", ["gather", "matmul"])
-def test_scoring_strategies_agree(strategy):
-    pred, z, lens = make_inputs(3, 10, 2, 8, 4, [10, 7, 5])
-    ref = InfoNCE(4, num_negatives=6, strategy="gather")
-    other = InfoNCE(4, num_negatives=6, strategy=strategy)
-    a = ref(pred, z, lens, generator=torch.Generator().manual_seed(0))
-    b = other(pred, z, lens, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(a.loss_per_offset, b.loss_per_offset)
+def test_whole_loss_passes_gradcheck(mode, strategy):
+    b, s, p, d, k = 2, 6, 2, 3, 3
+    pred, z, lens = make_inputs(b, s, p, d, k, [6, 4])
+    pred.requires_grad_(True)
+    z.requires_grad_(True)
+    loss = InfoNCE(k, num_negatives=5, negatives=mode, temperature=0.7, strategy=strategy)
+    cand = random_candidates(lens, b, s, p, [1, 2, 3], 5, mode)  # fixed: a smooth function
+    torch.autograd.gradcheck(lambda q, x: loss(q, x, lens, candidates=cand).loss, (pred, z))
 
 
 @pytest.mark.parametrize("mode", ["batch", "sequence"])
@@ -127,11 +174,12 @@ def test_positives_are_never_negatives(mode):
 
 def test_tiny_pool_masks_unavoidable_collisions():
     # a single sequence of 3 steps, offsets 1..2: the anchor at step 0 has 2 positives in a
-    # pool of 3, so of many same-sequence draws most must be masked, never counted.
+    # pool of 3, so without redraws about 2/3 of its draws collide and are marked -1.
     layout = build_layout(torch.tensor([3]), 1, 3, 1, torch.tensor([1, 2]))
-    cand = sample_candidates(layout, 64, "sequence", 3, generator=torch.Generator())
-    assert (cand[0] >= 0).all() or (cand[0] == -1).any()
-    assert set(cand[0][cand[0] >= 0].tolist()) <= {0}
+    g = torch.Generator().manual_seed(0)
+    cand = sample_candidates(layout, 64, "sequence", 3, generator=g, max_redraws=0)
+    assert (cand[0] == -1).any() and (cand[0] == 0).any()
+    assert set(cand[0].tolist()) == {0, -1}
     pred, z, _ = make_inputs(1, 3, 1, 4, 2, None)
     out = InfoNCE(2, num_negatives=64, negatives="sequence")(pred, z, torch.tensor([3]))
     assert torch.isfinite(out.loss)
