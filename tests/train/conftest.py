@@ -6,12 +6,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 import cpc
 from cpc.config import Config, load_config
@@ -119,3 +122,28 @@ def checkpoint_of(result: object) -> Path:
     path = getattr(result, "checkpoint", None)
     assert isinstance(path, Path), "the run wrote no checkpoint"
     return path
+
+
+@contextmanager
+def dropout_in_models(p: float = 0.2) -> Iterator[None]:
+    """Models built by the trainer drop latents before the context, with torch's global RNG.
+
+    The tiny model has no randomness of its own outside the trainer's per-step
+    generators, so a resume that forgot to restore the global RNG would go unnoticed.
+    """
+    import cpc.train.trainer as trainer
+
+    real = trainer.build_model
+
+    def build(config):  # type: ignore[no-untyped-def]
+        model = real(config)
+        model.context.register_forward_pre_hook(
+            lambda module, args: (F.dropout(args[0], p, module.training), *args[1:])
+        )
+        return model
+
+    trainer.build_model = build
+    try:
+        yield
+    finally:
+        trainer.build_model = real

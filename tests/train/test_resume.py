@@ -1,33 +1,42 @@
-"""Kill a training process at any moment, resume it, and get the uninterrupted weights."""
+"""Kill a training process at any moment, resume it, and get the uninterrupted weights.
+
+The model drops latents with torch's global RNG (:func:`dropout_in_models`), so a resume
+that does not restore the RNG state ends with other weights.
+"""
 
 import json
 import signal
 
 import numpy as np
+import pytest
 import safetensors.torch
 import soundfile as sf
 import torch
 
 from cpc.train import train
-from cpc.train.checkpoint import load_train_state
+from cpc.train.checkpoint import list_checkpoints, load_train_state
 
-from .conftest import latest, run_python, tiny_config, write_wavs
+from .conftest import dropout_in_models, latest, run_python, tiny_config, write_wavs
 
 SCRIPT = """
-import json, os, signal, sys
+import json, os, shutil, signal, sys
+from pathlib import Path
 import torch
 torch.set_num_threads(1)
 import cpc.train.checkpoint as ckpt
+import cpc.train.trainer as trainer
 from cpc.config import Config
 from cpc.train import train
+from tests.train.conftest import dropout_in_models
 
 config = Config.from_dict(json.load(open(sys.argv[1])))
 mode, at = sys.argv[2], int(sys.argv[3])
+name = f"step_{at:08d}"
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-if mode == "while_saving":  # die half-way through writing the checkpoint of step `at`
+if mode == "while_saving":  # half-way through writing the training state of step `at`
     real_save = torch.save
     def save(obj, path, *args, **kwargs):
         real_save(obj, path, *args, **kwargs)
@@ -37,8 +46,53 @@ if mode == "while_saving":  # die half-way through writing the checkpoint of ste
             die()
     ckpt.torch.save = save
 
-train(config, on_step=lambda step, model: die() if mode == "after_step" and step == at else None)
+if mode == "mid_step":  # after the first micro-batch of step `at`, before the update
+    real_micro, calls = trainer.micro_step, []
+    def micro(*args, **kwargs):
+        if kwargs["step"] == at:
+            calls.append(1)
+            if len(calls) == 2:
+                die()
+        return real_micro(*args, **kwargs)
+    trainer.micro_step = micro
+
+if mode in ("before_rename", "after_rename"):  # around the rename of checkpoint `at`
+    real_replace = os.replace
+    def replace(src, dst):
+        ours = Path(dst).name == name and Path(src).name.startswith(".tmp-")
+        if ours and mode == "before_rename":
+            die()
+        real_replace(src, dst)
+        if ours:
+            die()  # complete, but older checkpoints are not yet pruned
+    ckpt.os.replace = replace
+
+if mode == "while_pruning":  # half-way through deleting old checkpoint `at`
+    real_rmtree = shutil.rmtree
+    def rmtree(path, *args, **kwargs):
+        if Path(path).name.startswith(f".trash-{name}-"):
+            (Path(path) / "model.safetensors").unlink()
+            die()
+        return real_rmtree(path, *args, **kwargs)
+    ckpt.shutil.rmtree = rmtree
+
+def on_step(step, model):
+    if mode == "after_step" and step == at:
+        die()
+
+with dropout_in_models():
+    train(config, on_step=on_step)
 """
+
+#: (how the process dies, at which step, the newest checkpoint left, leftovers left)
+KILLS = [
+    ("after_step", 5, "step_00000004", None),
+    ("mid_step", 5, "step_00000004", None),
+    ("while_saving", 6, "step_00000004", ".tmp-*"),
+    ("before_rename", 6, "step_00000004", ".tmp-*"),
+    ("after_rename", 6, "step_00000006", None),
+    ("while_pruning", 2, "step_00000006", ".trash-*"),  # step 6 prunes step 2 (keep 2)
+]
 
 
 def config_for(data, out):
@@ -54,46 +108,51 @@ def final_state(out):
     weights = safetensors.torch.load_file(str(ckpt / "model.safetensors"))
     optimizer = load_train_state(ckpt / "train_state.pt")["optimizer"]["state"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    timing = ("time", "items_per_s", "input_seconds_per_s")
+    rows = [{k: v for k, v in r.items() if k not in timing} for r in rows]
     return ckpt.name, weights, optimizer, rows
 
 
-def test_killed_and_resumed_runs_end_with_the_uninterrupted_weights(tmp_path):
-    data = write_wavs(tmp_path / "wavs", count=6)
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    data = write_wavs(root / "wavs", count=6)
     t = np.arange(700) / 16000  # shorter than the window: padded and masked
     sf.write(data / "spk0" / "short.wav", np.sin(900 * t).astype(np.float32), 16000)
-    script = tmp_path / "killme.py"
-    script.write_text(SCRIPT)
-
-    reference = train(config_for(data, tmp_path / "reference"))
+    with dropout_in_models():
+        reference = train(config_for(data, root / "reference"))
     assert reference.step == 8 and reference.summary["epoch"] >= 2  # crosses epochs
-    name, weights, optimizer, rows = final_state(tmp_path / "reference")
+    return data, final_state(root / "reference")
 
-    for mode, at, survivor in [("after_step", 5, "step_00000004"),
-                               ("while_saving", 6, "step_00000004")]:  # fmt: skip
-        out = tmp_path / mode
-        cfg = out / "config.json"
-        out.mkdir()
-        cfg.write_text(json.dumps(config_for(data, out).to_dict()))
-        proc = run_python([str(script), str(cfg), mode, str(at)])
-        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-        assert latest(out).name == survivor
-        if mode == "while_saving":
-            assert list((out / "checkpoints").glob(".tmp-*"))  # the torn write is left over
 
+@pytest.mark.parametrize(("mode", "at", "survivor", "leftover"), KILLS)
+def test_killed_and_resumed_runs_end_with_the_uninterrupted_weights(
+    tmp_path, corpus, mode, at, survivor, leftover
+):
+    data, (name, weights, optimizer, rows) = corpus
+    (tmp_path / "killme.py").write_text(SCRIPT)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(config_for(data, out).to_dict()))
+    proc = run_python([str(tmp_path / "killme.py"), str(out / "config.json"), mode, str(at)])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert latest(out).name == survivor
+    if leftover is not None:  # the torn write or deletion is left over, and ignored
+        assert list((out / "checkpoints").glob(leftover))
+    assert all(p.name.startswith("step_") for p in list_checkpoints(out))
+
+    with dropout_in_models():
         resumed = train(config_for(data, out))
-        assert resumed.summary["resumed_from"].endswith(survivor)
-        got_name, got_weights, got_optimizer, got_rows = final_state(out)
-        assert got_name == name
-        assert got_weights.keys() == weights.keys()
-        for key, value in weights.items():
-            assert torch.equal(got_weights[key], value), key
-        for index, state in optimizer.items():
-            for key, value in state.items():
-                assert torch.equal(got_optimizer[index][key], value), (index, key)
-        assert not list((out / "checkpoints").glob(".tmp-*"))
-        # Each step is logged once, with the same numbers as the uninterrupted run.
-        strip = [{k: v for k, v in r.items() if k not in ("time", "items_per_s",
-                  "input_seconds_per_s")} for r in rows]  # fmt: skip
-        got_strip = [{k: v for k, v in r.items() if k not in ("time", "items_per_s",
-                      "input_seconds_per_s")} for r in got_rows]  # fmt: skip
-        assert got_strip == strip
+    assert resumed.summary["resumed_from"].endswith(survivor)
+    got_name, got_weights, got_optimizer, got_rows = final_state(out)
+    assert got_name == name
+    assert got_weights.keys() == weights.keys()
+    for key, value in weights.items():
+        assert torch.equal(got_weights[key], value), key
+    for index, state in optimizer.items():
+        for key, value in state.items():
+            assert torch.equal(got_optimizer[index][key], value), (index, key)
+    leftovers = [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert not leftovers
+    assert [p.name for p in list_checkpoints(out)] == ["step_00000006", "step_00000008"]
+    assert got_rows == rows  # each step logged once, with the uninterrupted run's numbers
