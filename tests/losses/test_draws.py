@@ -20,7 +20,7 @@ import math
 import pytest
 import torch
 
-from cpc.losses.infonce import InfoNCE
+from cpc.losses.infonce import InfoNCE, Layout, sample_candidates
 
 
 def reference_layout(lengths, s, p, offsets):
@@ -181,3 +181,41 @@ def test_draws_that_keep_hitting_a_positive_are_dropped_not_scored():
         kept.append(h)
     expected = [(math.log(1 + kept[0]) + math.log(1 + kept[1])) / 2, math.log(1 + kept[0])]
     torch.testing.assert_close(out.loss_per_offset, torch.tensor(expected, dtype=torch.float64))
+
+
+def one_anchor_layout(targets, seq_start=0, seq_count=None):
+    """A layout of one anchor with the given positive pool indices (unit tests of draws)."""
+    t = torch.tensor([targets])
+    count = torch.tensor([seq_count if seq_count is not None else 0])
+    return Layout(
+        pool=torch.arange(0),
+        anchors=torch.tensor([0]),
+        targets=t,
+        valid=torch.ones_like(t, dtype=torch.bool),
+        seq_start=torch.tensor([seq_start]),
+        seq_count=count,
+    )
+
+
+@pytest.mark.parametrize("max_redraws", [0, 2, None])  # None: the default, 10
+def test_a_draw_is_dropped_after_max_redraws_hits_in_a_row(max_redraws):
+    # 4 latents, 3 of them the anchor's positives: a draw survives a round with
+    # probability 1/4, so after r redraws a fraction (3/4)^(r + 1) is dropped.
+    n = 20000
+    kwargs = {} if max_redraws is None else {"max_redraws": max_redraws}
+    layout = one_anchor_layout([1, 2, 3], seq_start=0, seq_count=4)
+    g = torch.Generator().manual_seed(0)
+    cand = sample_candidates(layout, n, "sequence", 4, generator=g, **kwargs)
+    assert set(cand.unique().tolist()) <= {-1, 0}
+    q = 0.75 ** ((10 if max_redraws is None else max_redraws) + 1)
+    dropped = int((cand == -1).sum())
+    assert abs(dropped - n * q) <= 5 * math.sqrt(n * q * (1 - q)), (dropped, n * q)
+
+
+def test_positives_are_excluded_where_this_process_pool_starts_in_the_gathered_pool():
+    # A process whose pool starts at 6 in the gathered pool: its anchor's positive, local
+    # index 1, is gathered index 7, which must never be drawn.
+    layout = one_anchor_layout([1])
+    g = torch.Generator().manual_seed(0)
+    cand = sample_candidates(layout, 4000, "batch", 9, pool_offset=6, generator=g)
+    assert set(cand.flatten().tolist()) == set(range(9)) - {7}

@@ -100,7 +100,7 @@ def test_without_a_process_group_gathering_is_the_identity():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_two_processes_equal_one_process_with_the_whole_batch(ranks, mode):
-    pools, anchors, rank_of_anchor = layout_facts()
+    pools, _, rank_of_anchor = layout_facts()
     inputs = [rank_inputs(r) for r in (0, 1)]
     pred = torch.cat([x[0] for x in inputs]).requires_grad_(True)
     z = torch.cat([x[1] for x in inputs]).requires_grad_(True)

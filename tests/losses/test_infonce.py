@@ -132,13 +132,16 @@ def test_scoring_strategies_agree_with_gradients(mode, num_negatives):
 @pytest.mark.parametrize("mode", ["batch", "sequence", "all"])
 @pytest.mark.parametrize("strategy", ["gather", "matmul"])
 def test_whole_loss_passes_gradcheck(mode, strategy):
-    b, s, p, d, k = 2, 6, 2, 3, 3
-    pred, z, lens = make_inputs(b, s, p, d, k, [6, 4])
+    b, s, p, d, k = 2, 5, 2, 3, 2
+    pred, z, lens = make_inputs(b, s, p, d, k, [5, 3])
     pred.requires_grad_(True)
     z.requires_grad_(True)
     loss = InfoNCE(k, num_negatives=5, negatives=mode, temperature=0.7, strategy=strategy)
-    cand = random_candidates(lens, b, s, p, [1, 2, 3], 5, mode)  # fixed: a smooth function
-    torch.autograd.gradcheck(lambda q, x: loss(q, x, lens, candidates=cand).loss, (pred, z))
+    cand = random_candidates(lens, b, s, p, [1, 2], 5, mode)  # fixed: a smooth function
+    # fast_mode: random projections of the Jacobian (a few passes instead of one per input)
+    torch.autograd.gradcheck(
+        lambda q, x: loss(q, x, lens, candidates=cand).loss, (pred, z), fast_mode=True
+    )
 
 
 @pytest.mark.parametrize("mode", ["batch", "sequence"])
