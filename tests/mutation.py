@@ -41,10 +41,15 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "losses": Target(
-        ("cpc/losses/*.py",),
-        ("tests/losses",),
+    "infonce": Target(
+        ("cpc/losses/infonce.py",),
+        (
+            "tests/losses/test_infonce.py",
+            "tests/losses/test_draws.py",
+            "tests/losses/test_scoring.py",
+        ),
     ),
+    "gather": Target(("cpc/losses/gather.py",), ("tests/losses/test_gather.py",)),
     "context": Target(
         ("cpc/models/context.py",),
         ("tests/models/test_context.py", "tests/models/test_cpc.py"),
@@ -64,6 +69,9 @@ TARGETS: dict[str, Target] = {
     ),
 }
 
+#: Line patterns whose statements are not mutated: raising and logging (message texts).
+NOT_MUTATED = [r"^\s*raise ", r"^\s*logger\.", r"^\s*warnings\.warn\("]
+
 STATUSES = ("killed", "survived", "timeout", "suspicious", "no_tests", "skipped")
 
 
@@ -79,6 +87,8 @@ def mutmut_config(target: Target) -> str:
         f"only_mutate = {toml_list(target.files)}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(target.tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
+        # Error messages and log lines are not mutated (their texts are not the logic).
+        f"do_not_mutate_patterns = {toml_list(NOT_MUTATED)}\n"
         'process_isolation = "fork"\n'
     )
 
@@ -91,9 +101,7 @@ def prepare(name: str, target: Target, keep: bool) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     for folder in ("cpc", "tests"):
         shutil.rmtree(work / folder, ignore_errors=True)
-        shutil.copytree(
-            REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     pyproject = (REPO / "pyproject.toml").read_text()
     (work / "pyproject.toml").write_text(pyproject + mutmut_config(target))
     return work
