@@ -212,10 +212,17 @@ def test_a_draw_is_dropped_after_max_redraws_hits_in_a_row(max_redraws):
     assert abs(dropped - n * q) <= 5 * math.sqrt(n * q * (1 - q)), (dropped, n * q)
 
 
-def test_positives_are_excluded_where_this_process_pool_starts_in_the_gathered_pool():
-    # A process whose pool starts at 6 in the gathered pool: its anchor's positive, local
-    # index 1, is gathered index 7, which must never be drawn.
-    layout = one_anchor_layout([1])
+@pytest.mark.parametrize("mode", ["batch", "sequence"])
+def test_draws_are_offset_to_where_this_process_pool_starts_in_the_gathered_pool(mode):
+    # A process whose pool starts at 6 in a gathered pool of 9: its anchor's positive,
+    # local index 1, is gathered index 7, and its sequence (local 0..2) is 6..8.
+    layout = one_anchor_layout([1], seq_start=0, seq_count=3)
     g = torch.Generator().manual_seed(0)
-    cand = sample_candidates(layout, 4000, "batch", 9, pool_offset=6, generator=g)
-    assert set(cand.flatten().tolist()) == set(range(9)) - {7}
+    cand = sample_candidates(layout, 4000, mode, 9, pool_offset=6, generator=g)
+    allowed = set(range(9)) if mode == "batch" else {6, 7, 8}
+    assert set(cand.flatten().tolist()) == allowed - {7}
+
+
+def test_repr_names_the_offsets_and_negatives():
+    text = repr(InfoNCE(3, k_min=2, num_negatives=7, negatives="sequence", temperature=0.5))
+    assert "offsets=2..4, negatives='sequence', num_negatives=7, temperature=0.5" in text
