@@ -14,8 +14,9 @@ why each survivor is equivalent. To look at one mutant:
 
 Usage::
 
-    python -m tests.mutation losses            # one module (see TARGETS)
-    python -m tests.mutation losses --keep     # reuse the previous run's cache
+    python -m tests.mutation infonce           # one module (see TARGETS)
+    python -m tests.mutation infonce --keep    # reuse the previous run's cache
+    python -m tests.mutation infonce 'cpc.losses.infonce.x_sample_candidates__mutmut_32'
 """
 
 from __future__ import annotations
@@ -153,10 +154,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("module", choices=sorted(TARGETS))
     parser.add_argument("--keep", action="store_true", help="reuse the previous run's cache")
+    parser.add_argument(
+        "mutants", nargs="*", help="rerun only these mutants (names or globs; implies --keep)"
+    )
     args = parser.parse_args()
     os.nice(15)
-    work = prepare(args.module, TARGETS[args.module], args.keep)
-    print(mutmut(work, "run", "--max-children", "1", check=False)[-2000:])
+    work = prepare(args.module, TARGETS[args.module], args.keep or bool(args.mutants))
+    print(mutmut(work, "run", "--max-children", "1", *args.mutants, check=False)[-2000:])
     summary = summarise(args.module, work)
     (work / "summary.md").write_text(summary)
     print(summary)

@@ -34,3 +34,33 @@ def test_chunk_size_never_changes_the_loss(chunk_elements):
 def test_bad_chunk_elements_is_named():
     with pytest.raises(ValueError, match="chunk_elements"):
         InfoNCE(2, chunk_elements=0)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "num_negatives", "chunk_elements", "chunked"),
+    [
+        ("gather", 40, 1 << 21, (1 << 21) // (42 * 3)),
+        ("gather", 4, 1, 1),  # a chunk is never empty
+        ("matmul", 1, 1 << 21, None),
+        ("auto", 4, 1 << 21, None),  # pool 18 = 3 x (2 offsets + 4 negatives): matmul
+        ("auto", 3, 90, 90 // (5 * 3)),  # pool 18 > 3 x 5: gather, in chunks of 6 anchors
+    ],
+)
+def test_strategy_takes_the_path_it_names(strategy, num_negatives, chunk_elements, chunked):
+    # Both paths give the same values (tested above), so check which one ran: the
+    # chunked product is _ScoreSampled, "matmul" one product over the whole pool.
+    calls = []
+    real = _ScoreSampled.apply
+
+    def spy(q, pool, candidates, chunk):
+        calls.append(chunk)
+        return real(q, pool, candidates, chunk)
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 9, 1, 3, generator=g)  # a pool of 18 latents
+    pred = torch.randn(2, 9, 1, 2, 3, generator=g)
+    loss = InfoNCE(2, num_negatives=num_negatives, strategy=strategy, chunk_elements=chunk_elements)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_ScoreSampled, "apply", spy)
+        loss(pred, z, generator=g)
+    assert calls == ([] if chunked is None else [chunked])
