@@ -69,6 +69,10 @@ def run_rank(rank, init_file, results):
             res = loss(pred, z, lens, candidates=mine)
             res.loss.backward()
             out[mode] = (res.loss.detach(), res.loss_per_offset.detach(), pred.grad, z.grad)
+        # Without gather_distributed a rank draws from its own pool only, as alone.
+        pred, z, lens = rank_inputs(rank)
+        g = torch.Generator().manual_seed(0)
+        out["local"] = InfoNCE(K, num_negatives=7)(pred, z, lens, generator=g).loss
         pool = rank_inputs(rank)[1][0, : 2 + rank, 0]  # pools of 2 and 3 latents
         gathered, offset = gather_pool(pool)
         out["gather"] = (gathered, torch.tensor(offset))
@@ -94,6 +98,14 @@ def test_gather_pool_concatenates_in_rank_order_and_trims_padding(ranks):
     pool = rank_inputs(0)[1][0, :2, 0]
     gathered, offset = gather_pool(pool)
     assert gathered is pool and offset == 0 and world() == (0, 1)
+
+
+def test_without_the_flag_each_process_keeps_to_its_own_pool(ranks):
+    for rank, got in enumerate(ranks):
+        pred, z, lens = rank_inputs(rank)
+        g = torch.Generator().manual_seed(0)
+        alone = InfoNCE(K, num_negatives=7)(pred, z, lens, generator=g).loss
+        torch.testing.assert_close(got["local"], alone)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -240,8 +240,24 @@ def test_bad_hyper_parameters_are_named(kwargs, message):
 
 def test_too_short_for_any_term_is_a_clear_error():
     pred, z, _ = make_inputs(2, 4, 1, 3, 2, None)
-    with pytest.raises(ValueError, match="k_min=2"):
+    with pytest.raises(ValueError, match=r"longest sequence has 2 steps.*k_min=2 needs at least 3"):
         InfoNCE(2, k_min=2)(pred, z, torch.tensor([2, 1]))
+    pred, z, _ = make_inputs(2, 2, 1, 3, 2, None)
+    with pytest.raises(ValueError, match="longest sequence has 2 steps"):
+        InfoNCE(2, k_min=2)(pred, z)
+
+
+def test_bf16_inputs_give_a_float32_loss():
+    # Outside autocast too: the softmax of bf16 scores is taken in float32.
+    pred, z, lens = make_inputs(2, 8, 1, 4, 2, [8, 5], dtype=torch.float32)
+    loss = InfoNCE(2, num_negatives=3)
+    half = loss(pred.bfloat16(), z.bfloat16(), lens, generator=torch.Generator().manual_seed(0))
+    assert half.loss.dtype == half.loss_per_offset.dtype == torch.float32
+    full = loss(
+        pred.bfloat16().float(), z.bfloat16().float(), lens,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    torch.testing.assert_close(half.loss_per_offset, full.loss_per_offset, atol=0.05, rtol=0.02)
 
 
 def test_shape_mismatch_is_a_clear_error():
