@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cpc.losses.gather import gather_pool, world
+from cpc import dist as world
+from cpc.losses.gather import gather_pool
 from cpc.losses.infonce import InfoNCE
 
 K, D, S = 3, 4, 6
@@ -54,7 +55,7 @@ def run_rank(rank, init_file, results):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        assert world() == (rank, 2)
+        assert (world.rank(), world.world_size()) == (rank, 2)
         pools, anchors, rank_of_anchor = layout_facts()
         out = {}
         for mode in MODES:
@@ -97,7 +98,7 @@ def test_gather_pool_concatenates_in_rank_order_and_trims_padding(ranks):
     # Without a process group (this process) it is the identity.
     pool = rank_inputs(0)[1][0, :2, 0]
     gathered, offset = gather_pool(pool)
-    assert gathered is pool and offset == 0 and world() == (0, 1)
+    assert gathered is pool and offset == 0 and world.world_size() == 1
 
 
 def test_without_the_flag_each_process_keeps_to_its_own_pool(ranks):
