@@ -64,10 +64,11 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "extract": Target(("cpc/extract.py",), ("tests/test_extract.py",)),
+    "windows": Target(("cpc/data/windows.py",), ("tests/data/test_windows.py",)),
     # test_resume.py (subprocesses killed and resumed: a minute or more) is left out of
     # the per-mutant selection; it runs in the suite.
     "checkpoint": Target(
-        ("cpc/train/checkpoint.py",),
+        ("cpc/train/checkpoint.py", "cpc/loading.py"),
         ("tests/train/test_checkpoint.py", "tests/train/test_checkpoint_more.py"),
     ),
 }
@@ -92,7 +93,10 @@ def mutmut_config(target: Target) -> str:
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
         # Error messages and log lines are not mutated (their texts are not the logic).
         f"do_not_mutate_patterns = {toml_list(NOT_MUTATED)}\n"
-        'process_isolation = "fork"\n'
+        # Workers forked from a process that only collected the tests: forked from the
+        # one that ran them, a mutant that leaves part of an uninitialised buffer
+        # unwritten reads that run's correct values from reused memory and survives.
+        'process_isolation = "forkserver"\n'
     )
 
 
