@@ -264,3 +264,24 @@ def test_shape_mismatch_is_a_clear_error():
     pred, z, _ = make_inputs(2, 4, 1, 3, 2, None)
     with pytest.raises(ValueError, match="pred must have shape"):
         InfoNCE(3)(pred, z)
+
+
+def test_defaults_follow_the_papers():
+    loss = InfoNCE(12)
+    assert loss.offsets == list(range(1, 13))  # CPC paper speech: k = 1..12
+    assert (loss.num_negatives, loss.negatives) == (128, "batch")  # CPC_audio
+    assert loss.temperature == 1.0 and loss.gather_distributed is False
+    assert loss.strategy == "auto" and loss.max_redraws == 10
+    assert InfoNCE(2, strategy="matmul", gather_distributed=True).strategy == "matmul"
+    assert InfoNCE(2, gather_distributed=True).gather_distributed is True
+    assert InfoNCE(2, negatives="all", num_negatives=0).negatives == "all"  # n unused
+
+
+@pytest.mark.parametrize("mode", ["batch", "sequence", "all"])
+def test_no_lengths_means_every_step_is_valid(mode):
+    pred, z, _ = make_inputs(3, 6, 2, 4, 2, None)
+    loss = InfoNCE(2, num_negatives=5, negatives=mode)
+    a = loss(pred, z, generator=torch.Generator().manual_seed(0))
+    b = loss(pred, z, torch.tensor([6, 6, 6]), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.loss_per_offset, b.loss_per_offset)
+    assert a.count.tolist() == b.count.tolist() == [3 * 5 * 2, 3 * 4 * 2]
