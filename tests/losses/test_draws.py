@@ -51,11 +51,12 @@ def drawn_histograms(loss, lengths, s, p, seed):
     offsets = list(range(loss.k_min, loss.k_min + loss.num_offsets))
     pool, anchors = reference_layout(lengths, s, p, offsets)
     b, m, k_n = len(lengths), len(pool), len(offsets)
-    z = torch.full((b, s, p, m), 1e3, dtype=torch.float64)  # padding: never scored
+    d = m + 3  # not the pool size, so that the two cannot be confused
+    z = torch.full((b, s, p, d), 1e3, dtype=torch.float64)  # padding: never scored
     for index, (bb, i, j) in enumerate(pool):
         z[bb, i, j] = 0
         z[bb, i, j, index] = 1
-    pred = torch.zeros(b, s, p, k_n, m, dtype=torch.float64, requires_grad=True)
+    pred = torch.zeros(b, s, p, k_n, d, dtype=torch.float64, requires_grad=True)
     out = loss(pred, z, torch.tensor(lengths), generator=torch.Generator().manual_seed(seed))
     out.loss.backward()
     count = [sum(a["targets"][k] is not None for a in anchors) for k in range(k_n)]
@@ -69,7 +70,7 @@ def drawn_histograms(loss, lengths, s, p, seed):
                 rows.append(None)
                 continue
             # u = (e_pos + H) / (1 + h) - e_pos, with h = H.sum() draws kept in the softmax
-            u = pred.grad[anchor["at"]][k] * k_eff * count[k]
+            u = pred.grad[anchor["at"]][k][:m] * k_eff * count[k]
             kept = 1 / (1 + u[target]) - 1  # read off the positive's own entry
             h = u * (1 + kept)
             h[target] = 0  # checked by the other offsets' rows of the same draw
