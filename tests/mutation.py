@@ -137,7 +137,7 @@ def summarise(name: str, work: Path) -> str:
         if mutant:
             by_status.setdefault(status.strip(), []).append(mutant)
     killed = stats.get("killed", 0) + stats.get("timeout", 0)
-    judged = killed + stats.get("survived", 0) + stats.get("suspicious", 0)
+    judged = killed + sum(stats.get(s, 0) for s in ("survived", "suspicious", "no_tests"))
     score = 100 * killed / max(judged, 1)
     lines = [
         f"## {name}",
