@@ -12,16 +12,22 @@ from cpc.data.windows import FileDataset, FileSource, WindowDataset, short_clip_
 class ArraySource(FileSource):
     """Files held in memory: file ``i`` is the ramp ``1000 * i + arange(n)``."""
 
-    def __init__(self, sizes, *, broken=(), min_length=1, skip_below=None, strict=False):
+    def __init__(
+        self, sizes, *, broken=(), min_length=1, skip_below=None, strict=False,
+        name="memory", channels=None, **kwargs,
+    ):  # fmt: skip
         self.sizes = {f"f{i}": n for i, n in enumerate(sizes)}
-        self.broken = set(broken)
+        self.broken, self.channels, self.accepted = set(broken), channels, []
         records = [Record(f"f{i}", f"g{i % 2}") for i in range(len(sizes))]
-        super().__init__(records, min_length, strict, skip_below=skip_below, name="memory")
+        super().__init__(records, min_length, strict, skip_below=skip_below, name=name, **kwargs)
 
     def probe(self, path):
         if self.sizes[path] == 0:
             raise DataError(path, "empty")
-        return self.sizes[path], None
+        return self.sizes[path], f"payload of {path}"
+
+    def accept(self, record, payload, first):
+        self.accepted.append((record.path, payload, first))
 
     def read(self, index, offset=0, frames=None):
         path = self.paths[index]
@@ -29,7 +35,8 @@ class ArraySource(FileSource):
             raise DataError(path, "decode failed")
         n = self.lengths[index]
         stop = n if frames is None else min(n, offset + frames)
-        return torch.arange(offset, stop, dtype=torch.float32) + 1000 * int(path[1:])
+        x = torch.arange(offset, stop, dtype=torch.float32) + 1000 * int(path[1:])
+        return x if self.channels is None else x[:, None].repeat(1, self.channels)
 
 
 def test_offsets_cover_every_start_uniformly_and_follow_seed_and_epoch():
@@ -133,3 +140,68 @@ def test_bad_window_settings_are_named():
         short_clip_limit(0, "pad")
     with pytest.raises(ValueError, match="window"):
         WindowDataset(ArraySource([5]), 0)
+
+
+def test_probing_keeps_boundaries_reports_reasons_and_accepts_in_order():
+    source = ArraySource([4, 12, 0, 7, 8, 9], min_length=4, skip_below=8, unit="samples")
+    assert source.paths == ["f1", "f4", "f5"]  # 4 >= min_length but < 8; 8 kept
+    assert source.report.skipped == [
+        ("f0", "short clip: 4 samples < 8"),
+        ("f2", "empty"),
+        ("f3", "short clip: 7 samples < 8"),
+    ]
+    assert source.accepted == [
+        ("f1", "payload of f1", True),
+        ("f4", "payload of f4", False),
+        ("f5", "payload of f5", False),
+    ]
+    short = ArraySource([3, 4], min_length=4)
+    assert short.report.skipped == [("f0", "too short: 3 steps < min_length 4")]
+    assert short.lengths == [4]
+
+
+@pytest.mark.parametrize(("sizes", "message"), [([0, 5], "f0: empty"), ([2, 5], "f0: too short")])
+def test_strict_sources_stop_at_the_first_unusable_file(sizes, message):
+    with pytest.raises(DataError, match=message):
+        ArraySource(sizes, min_length=3, strict=True)
+
+
+def test_an_unnamed_empty_source_names_its_records():
+    with pytest.raises(EmptyDatasetError, match=r"2 records \(first: f0\)"):
+        ArraySource([1, 2], min_length=4, name=None)
+
+
+def test_defaults_seed_zero_epoch_zero_and_a_window_of_one_step():
+    source = ArraySource([50, 60])
+    plain, seeded = WindowDataset(source, 10), WindowDataset(source, 10, seed=0)
+    seeded.set_epoch(0)
+    assert [int(plain[i]["x"][0]) for i in (0, 1)] == [int(seeded[i]["x"][0]) for i in (0, 1)]
+    assert WindowDataset(source, 1)[0]["x"].shape == (1,)
+    assert short_clip_limit(1, "skip") == 1
+
+
+def test_multichannel_windows_are_padded_along_time_only():
+    item = WindowDataset(ArraySource([4], channels=3), 10)[0]
+    assert item["x"].shape == (10, 3) and item["length"] == 4
+    assert torch.equal(item["x"][:4, 2], torch.arange(4, dtype=torch.float32))
+    assert (item["x"][4:] == 0).all()
+
+
+def test_when_every_file_fails_the_error_names_the_requested_one():
+    data = WindowDataset(ArraySource([12, 12], broken={"f0", "f1"}), 10)
+    with pytest.raises(DataError, match="f1: unreadable"):
+        data[1]
+
+
+def test_whole_files_first_and_one_step_and_out_of_range_message():
+    files = FileDataset(ArraySource([1, 7]))
+    item = files[0]
+    assert item["length"] == 1 and item["group"] == 0 and item["path"] == "f0"
+    assert files[1]["group"] == 1
+    with pytest.raises(IndexError, match="index 2 out of range for 2 items"):
+        files[2]
+
+
+def test_no_records_at_all_is_named_as_such():
+    with pytest.raises(EmptyDatasetError, match="an empty list of records"):
+        ArraySource([], name=None)
