@@ -53,7 +53,11 @@ TARGETS: dict[str, Target] = {
     "gather": Target(("cpc/losses/gather.py",), ("tests/losses/test_gather.py",)),
     "context": Target(
         ("cpc/models/context.py",),
-        ("tests/models/test_context.py", "tests/models/test_cpc.py"),
+        (
+            "tests/models/test_context.py",
+            "tests/models/test_context_parts.py",
+            "tests/models/test_cpc.py",
+        ),
     ),
     "encoders": Target(
         ("cpc/models/encoders.py",),
