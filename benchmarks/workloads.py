@@ -16,6 +16,7 @@ from torch import Tensor
 from benchmarks.common import ROOT
 from cpc.config import Config, build_model, load_config
 from cpc.models.cpc import CPCModel
+from cpc.train.schedule import fused_available
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,13 @@ def workloads(device: torch.device) -> dict[str, Workload]:
 def train_step(
     model: CPCModel, inputs: tuple[Tensor, Tensor | None], lr: float = 2e-4
 ) -> Callable[[], float]:
-    """One training step (forward, backward, Adam) as a closure returning the loss."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    """One training step (forward, backward, Adam) as a closure returning the loss.
+
+    Adam is fused where torch has the kernel, as the trainer's AdamW
+    (:func:`cpc.train.schedule.build_optimizer`).
+    """
+    params = list(model.parameters())
+    optimiser = torch.optim.Adam(params, lr=lr, fused=fused_available(params) or None)
     x, lengths = inputs
 
     def step() -> float:
