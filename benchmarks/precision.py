@@ -164,9 +164,10 @@ def _softmax_in_bf16(model: CPCModel, x: Tensor, lengths: Tensor | None) -> dict
         name = "float32" if dtype == torch.float32 else "bf16"
         rows[f"{name}_ms"] = median(times) * 1e3
         if reference is None:
-            reference = (float(loss), grad)
+            reference = (float(loss.detach()), grad)
         else:
-            rows["loss_relative_difference"] = abs(float(loss) - reference[0]) / abs(reference[0])
+            difference = abs(float(loss.detach()) - reference[0])
+            rows["loss_relative_difference"] = difference / abs(reference[0])
             rows["grad_relative_error"] = float((grad - reference[1]).norm() / reference[1].norm())
     return rows
 
