@@ -28,6 +28,7 @@ from benchmarks.common import ROOT, median, timed
 from benchmarks.workloads import Workload, train_step
 from cpc.config import load_config
 from cpc.data.corpora.espeak import build_espeak_corpus
+from cpc.train.steps import resolve_precision
 from cpc.train.trainer import train
 
 PRESET = "configs/speech_small_cpu.yaml"
@@ -36,15 +37,8 @@ PRESET = "configs/speech_small_cpu.yaml"
 def _bare(workload: Workload, precision: str, repeats: int) -> float:
     """Median seconds of the bare step (forward, backward, Adam) of ``workload``."""
     torch.manual_seed(0)
-    model = workload.build()
-    step = train_step(model, workload.inputs(torch.device("cpu")))
-    if precision == "bf16":
-        inner = step
-
-        def step() -> float:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return inner()
-
+    cpu = torch.device("cpu")
+    step = train_step(workload.build(), workload.inputs(cpu), precision=resolve_precision(cpu, precision))
     return median(timed(step, torch.device("cpu"), repeats, warmup=2))
 
 

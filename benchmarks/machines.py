@@ -72,6 +72,10 @@ def merge(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
         if key in new:
             merged[key] = new[key]
             sections[key] = new["sections"][key]
+    if "steps" in new and "steps" in previous:  # workloads not timed again keep their rows
+        timed = {r["workload"] for r in new["steps"]}
+        kept = [r for r in previous["steps"] if r["workload"] not in timed]
+        merged["steps"] = new["steps"] + kept
     merged["sections"] = {k: v for k, v in sections.items() if k in merged}
     # the ceilings shown beside the step table are those of the run that timed the steps
     merged["ceilings"] = new["ceilings"] if "steps" in new else previous["ceilings"]

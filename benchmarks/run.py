@@ -83,6 +83,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="few repeats, small sweeps")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
+    parser.add_argument(
+        "--workloads", nargs="+", help="the steps section times these workloads only"
+    )
     return parser.parse_args()
 
 
@@ -115,6 +118,8 @@ def main() -> None:
         repeats = {"paper": 5, "small": 5, "signal": 5, "image": 2, "image_small": 3}
         results["steps"] = []
         for name, workload in presets.items():
+            if args.workloads and name not in args.workloads:
+                continue
             r = bench_workload(workload, probe, 1 if quick else repeats[name], memory=True)
             results["steps"].append(r)
             _say(

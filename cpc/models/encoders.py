@@ -143,9 +143,20 @@ class _FramedConv(torch.autograd.Function):
         wt = rearrange(w, "d c (r j) -> r d (j c)", j=stride).contiguous()
         start = torch.zeros(d, dtype=x.dtype, device=x.device) if bias is None else bias
         # key: frames j + r of every example x W_r, summed over taps r
-        y = torch.baddbmm(start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1))
-        for r in range(1, taps):  # (out= rather than baddbmm_: torch's FLOP counter sees it)
-            torch.baddbmm(y, frames[:, r : r + steps], wt[r].mT.expand(b, -1, -1), out=y)
+        # (out= rather than in-place methods: torch's FLOP counter sees them)
+        if x.device.type == "cpu":
+            # One 2-D product per example and tap: oneDNN's bf16 batched product copied
+            # the expanded weight and the overlapping frames first (a third of the
+            # encoder's bf16 forward); 2-D products read both in place.
+            y = x.new_empty(b, steps, d)
+            for i in range(b):
+                torch.addmm(start, frames[i, :steps], wt[0].T, out=y[i])
+                for r in range(1, taps):
+                    torch.addmm(y[i], frames[i, r : r + steps], wt[r].T, out=y[i])
+        else:
+            y = torch.baddbmm(start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1))
+            for r in range(1, taps):
+                torch.baddbmm(y, frames[:, r : r + steps], wt[r].mT.expand(b, -1, -1), out=y)
         ctx.save_for_backward(x, wt)
         ctx.geometry = (t, k, stride, steps, taps, f)  # type: ignore[attr-defined]
         return y
