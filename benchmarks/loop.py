@@ -38,7 +38,9 @@ def _bare(workload: Workload, precision: str, repeats: int) -> float:
     """Median seconds of the bare step (forward, backward, Adam) of ``workload``."""
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    step = train_step(workload.build(), workload.inputs(cpu), precision=resolve_precision(cpu, precision))
+    step = train_step(
+        workload.build(), workload.inputs(cpu), precision=resolve_precision(cpu, precision)
+    )
     return median(timed(step, torch.device("cpu"), repeats, warmup=2))
 
 

@@ -172,7 +172,9 @@ def _softmax_in_bf16(model: CPCModel, x: Tensor, lengths: Tensor | None) -> dict
     return rows
 
 
-def _adam_in_bf16(model: CPCModel, x: Tensor, lengths: Tensor | None, lrs: tuple[float, ...]) -> list[dict[str, float]]:
+def _adam_in_bf16(
+    model: CPCModel, x: Tensor, lengths: Tensor | None, lrs: tuple[float, ...]
+) -> list[dict[str, float]]:
     """One Adam step on bf16 weights against the same step in float32, per learning rate.
 
     Same weights (rounded to bf16) and the same float32 gradient of the first step.
@@ -303,10 +305,17 @@ def target_row(result: dict[str, Any]) -> dict[str, Any]:
     measured = f"{row['speedup']:.2f}x (products {result['product_ratio']:.2f}x)"
     if want is None:
         return {"what": what, "target": "reported", "measured": measured, "met": None}
-    return {"what": what, "target": f">= {want}x", "measured": measured, "met": row["speedup"] >= want}
+    return {
+        "what": what,
+        "target": f">= {want}x",
+        "measured": measured,
+        "met": row["speedup"] >= want,
+    }
 
 
-def markdown(result: dict[str, Any], table: Callable[[list[str], list[list[str]]], list[str]]) -> list[str]:
+def markdown(
+    result: dict[str, Any], table: Callable[[list[str], list[list[str]]], list[str]]
+) -> list[str]:
     """The section of the machine's report."""
     out = [f"## bf16 training against float32 ({result['workload']} step)", ""]
     if not result.get("bf16_native"):

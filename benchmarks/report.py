@@ -289,8 +289,11 @@ def markdown(results: dict[str, Any], notes: str = "", extra: list[str] | None =
             out += _table(
                 ["chunk_elements", "MB", "ms"],
                 [
-                    [f"2**{r['chunk_elements'].bit_length() - 1}", f"{r['megabytes']:.0f}",
-                     f"{r['time_s'] * 1e3:.1f}"]  # fmt: skip
+                    [
+                        f"2**{r['chunk_elements'].bit_length() - 1}",
+                        f"{r['megabytes']:.0f}",
+                        f"{r['time_s'] * 1e3:.1f}",
+                    ]
                     for r in core["chunks"]
                 ],
             )

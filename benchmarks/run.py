@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import ROOT, MatmulProbe, bf16_support, machine_info, pick_device
 from benchmarks import loop as loop_bench
 from benchmarks import precision as precision_bench
+from benchmarks.common import ROOT, MatmulProbe, bf16_support, machine_info, pick_device
 from benchmarks.extraction import extraction
 from benchmarks.machines import machine_key, merge, provenance, write_combined
 from benchmarks.pipeline import pipeline
@@ -86,6 +86,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--workloads", nargs="+", help="the steps section times these workloads only"
     )
+    parser.add_argument(
+        "--loop-steps",
+        type=int,
+        default=500,
+        help="steps of the loop section (below 500: validation and checkpoints every "
+        "half of them, as often per step as 500 steps of the preset or more)",
+    )
     return parser.parse_args()
 
 
@@ -144,7 +151,9 @@ def main() -> None:
         )
     if "core" in sections:
         if quick:
-            results["core"] = core_sweeps(device, 1, (64, 128), (1, 12), (8, 16), (1 << 19, 1 << 21))
+            results["core"] = core_sweeps(
+                device, 1, (64, 128), (1, 12), (8, 16), (1 << 19, 1 << 21)
+            )
         else:
             results["core"] = core_sweeps(device, 5)
         _say("prediction core sweeps done", start)
@@ -172,15 +181,17 @@ def main() -> None:
         results["threads"] = compare(1 if quick else 3)
         _say("thread settings done", start)
     if "loop" in sections and device.type == "cpu":
-        variants = {"preset as shipped": [], "data.num_workers=1": ["data.num_workers=1"]}
-        if quick:
-            variants = {"preset as shipped": ["run.val_every=20", "run.ckpt_every=20"]}
+        steps = 40 if quick else args.loop_steps
+        periodic = (
+            [] if steps >= 500 else [f"run.val_every={steps // 2}", f"run.ckpt_every={steps // 2}"]
+        )
+        variants = {"preset as shipped": periodic}
         results["loop"] = loop_bench.loop(
             presets["small"],
-            steps=40 if quick else 500,
+            steps=steps,
             corpus_minutes=5 if quick else 10,
             variants=variants,
-            bare_repeats=5 if quick else 20,
+            bare_repeats=5 if quick else 10,
         )
         _say(f"loop {[round(r['ratio'], 3) for r in results['loop']['rows']]}", start)
 

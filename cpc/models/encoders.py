@@ -154,7 +154,9 @@ class _FramedConv(torch.autograd.Function):
                 for r in range(1, taps):
                     torch.addmm(y[i], frames[i, r : r + steps], wt[r].T, out=y[i])
         else:
-            y = torch.baddbmm(start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1))
+            y = torch.baddbmm(
+                start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1)
+            )
             for r in range(1, taps):
                 torch.baddbmm(y, frames[:, r : r + steps], wt[r].mT.expand(b, -1, -1), out=y)
         ctx.save_for_backward(x, wt)
