@@ -200,9 +200,16 @@ def main() -> None:
     )
     results["duration_s"] = time.perf_counter() - start
     results["sections"] = {k: provenance(results["machine"]) for k in SECTIONS if k in results}
-    args.out.mkdir(parents=True, exist_ok=True)
+    for t in write_results(results, args.out):
+        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    _say("done", start)
+
+
+def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+    """Merge a run into its machine's file in ``out``; write the reports; the targets."""
+    out.mkdir(parents=True, exist_ok=True)
     key = machine_key(results["machine"])
-    path = args.out / f"{key}.json"
+    path = out / f"{key}.json"
     if path.is_file():
         results = merge(json.loads(path.read_text()), results)
     results["targets"] = evaluate(results)
@@ -210,7 +217,7 @@ def main() -> None:
         results["targets"].append(precision_bench.target_row(results["precision"]))
     if "loop" in results:
         results["targets"].append(loop_bench.target_row(results["loop"]))
-    results["plots"] = plots(results, args.out, prefix=f"{key}-")
+    results["plots"] = plots(results, out, prefix=f"{key}-")
     notes = METHOD_NOTES
     findings = ROOT / "benchmarks" / "NOTES.md"  # what changed, floors: written by hand
     if findings.is_file():  # its $name fields take this run's numbers
@@ -221,11 +228,10 @@ def main() -> None:
     if "loop" in results:
         extra += loop_bench.markdown(results["loop"], _table)
     path.write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / f"{key}.md").write_text(markdown(results, notes, extra))
-    write_combined(args.out)
-    _say(f"wrote {path}, {key}.md, RESULTS.md, {', '.join(results['plots'])}", start)
-    for t in results["targets"]:
-        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    (out / f"{key}.md").write_text(markdown(results, notes, extra))
+    write_combined(out)
+    print(f"wrote {path}, {key}.md, RESULTS.md, {', '.join(results['plots'])}", flush=True)
+    return list(results["targets"])
 
 
 if __name__ == "__main__":
