@@ -83,8 +83,9 @@ def merge(previous: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
 
 
 def load_all(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
-    """Every machine's results in ``folder``, by slug."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    """Every machine's results in ``folder``, by slug (other JSON files there are skipped)."""
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    return {k: r for k, r in found.items() if isinstance(r, dict) and "ceilings" in r}
 
 
 def _fmt(value: Any, spec: str, suffix: str = "") -> str:
@@ -119,7 +120,9 @@ def _facts(r: dict[str, Any]) -> dict[str, str]:
         "bf16 paper step: speed-up (products ratio)": (
             f"{bf16_row['speedup']:.2f}x ({prec['product_ratio']:.2f}x)" if bf16_row else "-"
         ),
-        "training loop / bare step": _fmt(loop.get("ratio"), ".0%"),
+        "training loop / bare step, wall (CPU time)": (
+            f"{loop['ratio']:.0%} ({loop['cpu_ratio']:.0%})" if "cpu_ratio" in loop else "-"
+        ),
         "extraction float32: real time (of product rate)": (
             f"{f32['realtime_factor']:.0f}x ({f32['ratio_to_ceiling']:.0%})" if f32 else "-"
         ),
