@@ -39,9 +39,10 @@ def test_bf16_training_learns_like_float32(tmp_path):
     used16, bf16 = _train_losses(data, tmp_path / "bf16", "bf16")
     assert (used32, used16) == ("fp32", "bf16")
     assert len(fp32) == len(bf16) == STEPS
-    # bf16 really ran: the first step's loss already differs from float32's
-    assert bf16[0] != fp32[0]
-    assert abs(bf16[0] - fp32[0]) / fp32[0] < 0.01
+    # bf16 really ran: the early losses already differ from float32's (the very first
+    # can be exactly log(1 + negatives) in both, with a predictor that starts at zero)
+    assert bf16[:5] != fp32[:5]
+    assert all(abs(b - f) / f < 0.01 for b, f in zip(bf16[:5], fp32[:5], strict=True))
     # both learn: the mean of the last 10 steps is well below the first 10
     start32, end32 = sum(fp32[:10]) / 10, sum(fp32[-10:]) / 10
     end16 = sum(bf16[-10:]) / 10
