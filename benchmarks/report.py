@@ -138,15 +138,33 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def markdown(results: dict[str, Any], notes: str = "") -> str:
-    """The committed report: machine, targets, then every measurement."""
+def markdown(results: dict[str, Any], notes: str = "", extra: list[str] | None = None) -> str:
+    """One machine's report: machine, targets, every measurement, ``extra``, notes."""
     m = results["machine"]
-    out = ["# Benchmark results", ""]
+    prefix = results.get("plot_prefix", "")
+    out = [f"# Benchmark results: {m['cpu_model']}" + (f", {m['gpu']}" if "gpu" in m else ""), ""]
     out += [
-        f"Produced by `{m['command']}` on {m['date']} (commit {m.get('git_commit')}), "
+        f"Last produced by `{m['command']}` on {m['date']} (commit {m.get('git_commit')}), "
         f"in {results['duration_s'] / 60:.1f} minutes.",
         "",
     ]
+    sections = results.get("sections", {})
+    if sections:
+        out += ["Each section was measured by:", ""]
+        out += _table(
+            ["section", "date", "command", "commit", "load average (1 min) start / end"],
+            [
+                [
+                    name,
+                    str(run.get("date")),
+                    f"`{run.get('command')}`",
+                    str(run.get("git_commit")),
+                    f"{_load(run.get('load_average_start'))} / "
+                    f"{_load(run.get('load_average_end'))}",
+                ]
+                for name, run in sections.items()
+            ],
+        )
     machine_rows = [
         ["device", m["device"] + (f" ({m['gpu']})" if "gpu" in m else "")],
         ["CPU", f"{m['cpu_model']}, {m['cpu_count']} cores visible"],
@@ -247,7 +265,7 @@ def markdown(results: dict[str, Any], notes: str = "") -> str:
             "Forward + backward of `InfoNCE` on speech shapes (batch 8, 126 steps, d = 512); "
             "`gather` scores each anchor against its own negatives in cache-sized chunks, "
             "`matmul` scores every prediction against the whole pool and gathers. "
-            "Plot: `prediction_core.png`.",
+            f"Plot: `{prefix}prediction_core.png`.",
             "",
         ]
         out += _table(
@@ -261,6 +279,24 @@ def markdown(results: dict[str, Any], notes: str = "") -> str:
             ["offsets (128 negatives)", "ms"],
             [[str(r["offsets"]), f"{r['time_s'] * 1e3:.1f}"] for r in core["offsets"]],
         )
+        if "chunks" in core:
+            out += [
+                "Chunk size of the `gather` scoring (`InfoNCE(chunk_elements=...)`, float32 "
+                "values of gathered negatives per chunk; the default is 2**21), 128 "
+                "negatives, 12 offsets:",
+                "",
+            ]
+            out += _table(
+                ["chunk_elements", "MB", "ms"],
+                [
+                    [
+                        f"2**{r['chunk_elements'].bit_length() - 1}",
+                        f"{r['megabytes']:.0f}",
+                        f"{r['time_s'] * 1e3:.1f}",
+                    ]
+                    for r in core["chunks"]
+                ],
+            )
         out += [
             'Full softmax (`negatives="all"`, every latent of the batch a candidate) on the '
             "image grid's shapes (7x7, d = 256, offsets 2..6): cost grows with the square "
@@ -344,7 +380,7 @@ def markdown(results: dict[str, Any], notes: str = "") -> str:
 
     if "scaling" in results:
         s = results["scaling"]
-        out += ["## Scaling of the paper step", "", "![scaling](scaling.png)", ""]
+        out += ["## Scaling of the paper step", "", f"![scaling]({prefix}scaling.png)", ""]
         out += _table(
             [f"batch (window {s['fixed_window']})", "ms"],
             [[str(r["batch"]), f"{r['time_s'] * 1e3:.0f}"] for r in s["batch"]],
@@ -369,6 +405,7 @@ def markdown(results: dict[str, Any], notes: str = "") -> str:
             ],
         )
 
+    out += extra or []
     if notes:
         out += ["## Notes", "", notes.strip(), ""]
     return "\n".join(out)
@@ -378,8 +415,9 @@ def _load(value: list[float] | None) -> str:
     return "?" if not value else f"{value[0]:.1f}"
 
 
-def plots(results: dict[str, Any], folder: Path) -> list[str]:
-    """Write the scaling and prediction-core plots; return their file names."""
+def plots(results: dict[str, Any], folder: Path, prefix: str = "") -> list[str]:
+    """Write the scaling and prediction-core plots (``prefix`` + name); return the names."""
+    results["plot_prefix"] = prefix
     written = []
     if "scaling" in results:
         s = results["scaling"]
@@ -401,9 +439,9 @@ def plots(results: dict[str, Any], folder: Path) -> list[str]:
             ax.legend()
         fig.suptitle("Paper speech model: training step time")
         fig.tight_layout()
-        fig.savefig(folder / "scaling.png", dpi=110)
+        fig.savefig(folder / f"{prefix}scaling.png", dpi=110)
         plt.close(fig)
-        written.append("scaling.png")
+        written.append(f"{prefix}scaling.png")
     if "core" in results:
         core = results["core"]
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
@@ -426,7 +464,7 @@ def plots(results: dict[str, Any], folder: Path) -> list[str]:
             ax.grid(alpha=0.3)
         fig.suptitle("Prediction core (InfoNCE)")
         fig.tight_layout()
-        fig.savefig(folder / "prediction_core.png", dpi=110)
+        fig.savefig(folder / f"{prefix}prediction_core.png", dpi=110)
         plt.close(fig)
-        written.append("prediction_core.png")
+        written.append(f"{prefix}prediction_core.png")
     return written

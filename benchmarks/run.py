@@ -1,7 +1,12 @@
-"""Run every benchmark on this machine and write results.json, RESULTS.md and plots.
+"""Run every benchmark on this machine; write its results file, its report and plots.
 
-    python -m benchmarks.run        # full run: 4-5 minutes on 2 idle cores, under 15 when busy
-    python -m benchmarks.run --quick --out /tmp/bench   # smoke run, about two minutes
+    python -m benchmarks.run        # full run: 10-12 minutes on 2 idle cores
+    python -m benchmarks.run --only precision loop   # some sections, merged into the file
+    python -m benchmarks.run --quick --out /tmp/bench   # smoke run, a few minutes
+
+Results go to ``<out>/<machine>.json`` and ``<out>/<machine>.md``, where ``<machine>``
+is the CPU model (the GPU's on CUDA) as a slug, and ``<out>/RESULTS.md`` sets every
+machine kind found in ``<out>`` side by side (:mod:`benchmarks.machines`).
 
 Uses CUDA when available (``--device cpu`` to force the CPU) and torch's default
 thread count (``--threads`` to change it).
@@ -19,15 +24,28 @@ from typing import Any
 
 import torch
 
+from benchmarks import loop as loop_bench
+from benchmarks import precision as precision_bench
 from benchmarks.common import ROOT, MatmulProbe, bf16_support, machine_info, pick_device
 from benchmarks.extraction import extraction
+from benchmarks.machines import machine_key, merge, provenance, write_combined
 from benchmarks.pipeline import pipeline
-from benchmarks.report import evaluate, markdown, note_values, plots
+from benchmarks.report import _table, evaluate, markdown, note_values, plots
 from benchmarks.steps import bench_workload, breakdown, core_sweeps, scaling
 from benchmarks.threads import compare
 from benchmarks.workloads import workloads
 
-SECTIONS = ("steps", "breakdown", "core", "extraction", "pipeline", "scaling", "threads")
+SECTIONS = (
+    "steps",
+    "breakdown",
+    "precision",
+    "core",
+    "extraction",
+    "pipeline",
+    "scaling",
+    "threads",
+    "loop",
+)
 
 METHOD_NOTES = """
 - **FLOPs** are counted by `torch.utils.flop_counter.FlopCounterMode` on one real
@@ -49,7 +67,12 @@ METHOD_NOTES = """
   `z` and predictions (detached), against whole steps timed in the same loop.
 - **Extraction** runs `cpc.extract.extract_sequence` on one long recording, as
   `cpc extract` does for every file. bf16 is `torch.autocast(dtype=torch.bfloat16)`:
-  products in bf16, norms and the recurrent context in float32.
+  products in bf16, the recurrent context in float32.
+- **bf16 training** (`precision`): see `benchmarks/precision.py`; every variant's
+  speed-up is over float32 in the same loop, beside the ratio of the two product rates
+  probed in that loop.
+- **Training loop** (`loop`): see `benchmarks/loop.py`.
+- **Adam** is torch's fused kernel in every step timed here, as in the trainer.
 """
 
 
@@ -60,6 +83,16 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="few repeats, small sweeps")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections only")
+    parser.add_argument(
+        "--workloads", nargs="+", help="the steps section times these workloads only"
+    )
+    parser.add_argument(
+        "--loop-steps",
+        type=int,
+        default=500,
+        help="steps of the loop section (below 500: validation and checkpoints every "
+        "half of them, as often per step as 500 steps of the preset or more)",
+    )
     return parser.parse_args()
 
 
@@ -92,6 +125,8 @@ def main() -> None:
         repeats = {"paper": 5, "small": 5, "signal": 5, "image": 2, "image_small": 3}
         results["steps"] = []
         for name, workload in presets.items():
+            if args.workloads and name not in args.workloads:
+                continue
             r = bench_workload(workload, probe, 1 if quick else repeats[name], memory=True)
             results["steps"].append(r)
             _say(
@@ -102,9 +137,23 @@ def main() -> None:
     if "breakdown" in sections:
         results["breakdown"] = breakdown(paper, device, 1 if quick else 3)
         _say("breakdown done", start)
+    if "precision" in sections:
+        probes = {"float32": probe}
+        if bf16_support(device)[0]:
+            probes["bf16"] = MatmulProbe(device, torch.bfloat16)
+        results["precision"] = precision_bench.precision(paper, probes, 2 if quick else 7)
+        rows = results["precision"]["rows"]
+        _say(
+            "precision "
+            + ", ".join(f"{r['variant']}: {r['time_s'] * 1e3:.0f} ms" for r in rows)
+            + f"; products bf16/float32 {results['precision'].get('product_ratio', 0):.2f}x",
+            start,
+        )
     if "core" in sections:
         if quick:
-            results["core"] = core_sweeps(device, 1, (64, 128), (1, 12), (8, 16))
+            results["core"] = core_sweeps(
+                device, 1, (64, 128), (1, 12), (8, 16), (1 << 19, 1 << 21)
+            )
         else:
             results["core"] = core_sweeps(device, 5)
         _say("prediction core sweeps done", start)
@@ -131,23 +180,58 @@ def main() -> None:
     if "threads" in sections and device.type == "cpu":
         results["threads"] = compare(1 if quick else 3)
         _say("thread settings done", start)
+    if "loop" in sections and device.type == "cpu":
+        steps = 40 if quick else args.loop_steps
+        periodic = (
+            [] if steps >= 500 else [f"run.val_every={steps // 2}", f"run.ckpt_every={steps // 2}"]
+        )
+        variants = {"preset as shipped": periodic}
+        results["loop"] = loop_bench.loop(
+            presets["small"],
+            steps=steps,
+            corpus_minutes=5 if quick else 10,
+            variants=variants,
+            bare_repeats=5 if quick else 10,
+        )
+        _say(f"loop {[round(r['ratio'], 3) for r in results['loop']['rows']]}", start)
 
     results["machine"]["load_average_end"] = (
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )
     results["duration_s"] = time.perf_counter() - start
+    results["sections"] = {k: provenance(results["machine"]) for k in SECTIONS if k in results}
+    for t in write_results(results, args.out):
+        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    _say("done", start)
+
+
+def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
+    """Merge a run into its machine's file in ``out``; write the reports; the targets."""
+    out.mkdir(parents=True, exist_ok=True)
+    key = machine_key(results["machine"])
+    path = out / f"{key}.json"
+    if path.is_file():
+        results = merge(json.loads(path.read_text()), results)
     results["targets"] = evaluate(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results["plots"] = plots(results, args.out)
+    if "precision" in results:
+        results["targets"].append(precision_bench.target_row(results["precision"]))
+    if "loop" in results:
+        results["targets"].append(loop_bench.target_row(results["loop"]))
+    results["plots"] = plots(results, out, prefix=f"{key}-")
     notes = METHOD_NOTES
     findings = ROOT / "benchmarks" / "NOTES.md"  # what changed, floors: written by hand
     if findings.is_file():  # its $name fields take this run's numbers
         notes += "\n" + Template(findings.read_text()).safe_substitute(note_values(results))
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    (args.out / "RESULTS.md").write_text(markdown(results, notes))
-    _say(f"wrote {args.out}/results.json, RESULTS.md, {', '.join(results['plots'])}", start)
-    for t in results["targets"]:
-        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    extra = []
+    if "precision" in results:
+        extra += precision_bench.markdown(results["precision"], _table)
+    if "loop" in results:
+        extra += loop_bench.markdown(results["loop"], _table)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    (out / f"{key}.md").write_text(markdown(results, notes, extra))
+    write_combined(out)
+    print(f"wrote {path}, {key}.md, RESULTS.md, {', '.join(results['plots'])}", flush=True)
+    return list(results["targets"])
 
 
 if __name__ == "__main__":

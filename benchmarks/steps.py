@@ -122,12 +122,16 @@ def core_sweeps(
     negatives: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024),
     offsets: tuple[int, ...] = (1, 2, 4, 8, 12, 16),
     softmax_batches: tuple[int, ...] = (8, 16, 32, 64, 128),
+    chunks: tuple[int, ...] = (1 << 18, 1 << 19, 1 << 20, 1 << 21, 1 << 22, 1 << 23),
 ) -> dict[str, Any]:
     """Forward + backward time of the prediction core alone.
 
     Speech shapes (batch 8, 126 steps, d = 512) for the sampled modes, both scoring
-    strategies; the full softmax (``negatives="all"``) on the image grid's shapes (7x7
-    grid, d = 256, offsets 2..6), whose cost grows with the square of the batch.
+    strategies, and the ``gather`` strategy's chunk size (``chunk_elements``: the
+    gathered negatives of a chunk of anchors, which should stay in cache, so the best
+    size depends on the machine's caches); the full softmax (``negatives="all"``) on the
+    image grid's shapes (7x7 grid, d = 256, offsets 2..6), whose cost grows with the
+    square of the batch.
     """
     b, s, d = 8, 126, 512
     out: dict[str, Any] = {"speech_shape": {"b": b, "s": s, "d": d}}
@@ -151,6 +155,20 @@ def core_sweeps(
             }
         )
     out["offsets"] = rows
+    pred, z = _core_inputs(b, s, 1, 12, d, device)
+    out["chunks"] = [
+        {
+            "chunk_elements": c,
+            "megabytes": c * 4 / 2**20,
+            "time_s": _core_time(
+                InfoNCE(12, num_negatives=128, strategy="gather", chunk_elements=c),
+                pred,
+                z,
+                repeats,
+            ),
+        }
+        for c in chunks
+    ]
     rows = []
     for batch in softmax_batches:
         pred, z = _core_inputs(batch, 7, 7, 5, 256, device)

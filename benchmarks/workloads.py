@@ -16,6 +16,8 @@ from torch import Tensor
 from benchmarks.common import ROOT
 from cpc.config import Config, build_model, load_config
 from cpc.models.cpc import CPCModel
+from cpc.train.schedule import fused_available
+from cpc.train.steps import autocast
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,26 @@ def workloads(device: torch.device) -> dict[str, Workload]:
 
 
 def train_step(
-    model: CPCModel, inputs: tuple[Tensor, Tensor | None], lr: float = 2e-4
+    model: CPCModel,
+    inputs: tuple[Tensor, Tensor | None],
+    lr: float = 2e-4,
+    precision: str = "fp32",
 ) -> Callable[[], float]:
-    """One training step (forward, backward, Adam) as a closure returning the loss."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    """One training step (forward, backward, Adam) as a closure returning the loss.
+
+    Adam is fused where torch has the kernel, as the trainer's AdamW
+    (:func:`cpc.train.schedule.build_optimizer`). ``precision`` as ``run.precision``
+    (resolved): autocast around the forward only, as the trainer.
+    """
+    params = list(model.parameters())
+    optimiser = torch.optim.Adam(params, lr=lr, fused=fused_available(params) or None)
     x, lengths = inputs
 
     def step() -> float:
         optimiser.zero_grad(set_to_none=True)
-        out = model(x, lengths)
-        out.loss.backward()
+        with autocast(x.device, precision):
+            out = model(x, lengths)
+        out.loss.float().backward()
         optimiser.step()
         return float(out.loss.detach())
 

@@ -433,8 +433,16 @@ class InfoNCE(nn.Module):
             # key: (a k) predictions x m pool -> gather c per anchor
             scores = (q.reshape(a * k, d) @ pool.T).view(a, k, m)
             return scores.gather(2, candidates[:, None, :].expand(a, k, c))
+        # The products below write into preallocated buffers, which autocast does not
+        # cast: give both operands the dtype autocast would (a bf16 prediction scored
+        # against float32 latents, e.g. after a norm kept in float32, failed here).
+        device = q.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+        else:
+            dtype = torch.promote_types(q.dtype, pool.dtype)
         chunk = max(1, self.chunk_elements // (c * d))
-        return _ScoreSampled.apply(q, pool, candidates, chunk)
+        return _ScoreSampled.apply(q.to(dtype), pool.to(dtype), candidates, chunk)
 
     def _reduce(
         self, logits: Tensor, target: Tensor, valid: Tensor, masked: Tensor | None

@@ -90,13 +90,29 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
+def fused_available(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam/AdamW kernel can update these parameters.
+
+    It exists for floating-point tensors on CPU and CUDA. On a CPU it did one AdamW step
+    of the paper model (7.4 M parameters in 26 tensors) in 5.6 ms of CPU time against
+    25.5 ms for the default per-tensor loop (one thread, ``benchmarks/NOTES.md``).
+    """
+    return bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
+
+
 def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` with the config's betas; the lr is set per step."""
+    """AdamW over :func:`param_groups` with the config's betas; the lr is set per step.
+
+    Fused (one kernel over all parameters) where :func:`fused_available`.
+    """
     if len(optim.betas) != 2:
         raise ValueError(f"optim.betas needs two values, got {optim.betas}")
     groups = [g for g in param_groups(model, optim.weight_decay) if g["params"]]
     beta1, beta2 = optim.betas
-    return torch.optim.AdamW(groups, lr=lr_at(0, optim), betas=(beta1, beta2))
+    fused = fused_available([p for g in groups for p in g["params"]]) or None
+    return torch.optim.AdamW(groups, lr=lr_at(0, optim), betas=(beta1, beta2), fused=fused)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
