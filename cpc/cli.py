@@ -109,15 +109,42 @@ def _data_espeak(args: argparse.Namespace) -> int:
 
 def _data_pen(args: argparse.Namespace) -> int:
     from cpc.data.corpora.pen import generate_pen_corpus
+    from cpc.data.corpora.pen_sessions import generate_session_corpus
 
-    manifest = generate_pen_corpus(
-        args.out,
-        num_writers=args.writers,
-        samples_per_writer=args.samples,
-        seed=args.seed,
-        fmt=args.format,
-        forgeries_per_writer=args.forgeries,
-    )
+    for flag, value, least in (
+        ("--writers", args.writers, 1),
+        ("--samples", args.samples, 1),
+        ("--sessions", args.sessions, 1),
+        ("--forgeries", args.forgeries, 0),
+    ):
+        if value < least:
+            print(f"error: {flag} must be at least {least}, got {value}", file=sys.stderr)
+            return 2
+    if args.setting == "easy":
+        manifest = generate_pen_corpus(
+            args.out,
+            num_writers=args.writers,
+            samples_per_writer=args.samples,
+            seed=args.seed,
+            fmt=args.format,
+            forgeries_per_writer=args.forgeries,
+        )
+    else:
+        if args.samples % args.sessions:
+            print(
+                f"error: --samples {args.samples} is not a multiple of --sessions {args.sessions}",
+                file=sys.stderr,
+            )
+            return 2
+        manifest = generate_session_corpus(
+            args.out,
+            num_writers=args.writers,
+            sessions=args.sessions,
+            per_session=args.samples // args.sessions,
+            forgeries_per_writer=args.forgeries,
+            seed=args.seed,
+            fmt=args.format,
+        )
     print(f"pen corpus written; manifest: {manifest}")
     return 0
 
@@ -335,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forgeries", type=int, default=0)
     p.add_argument("--format", choices=["npy", "svc"], default="npy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--setting",
+        choices=["hard", "easy"],
+        default="hard",
+        help="hard: sessions, complex signatures, forgers with their own timing "
+        "(cpc.data.corpora.pen_sessions); easy: the first generator (cpc.data.corpora.pen)",
+    )
+    p.add_argument("--sessions", type=int, default=4, help="hard: sessions per writer")
     p.set_defaults(func=_data_pen)
     p = data.add_parser("ucr", help="a UCR/UEA .ts file (or one aeon bundles) as .npy + manifest")
     p.add_argument("--out", required=True, type=Path)

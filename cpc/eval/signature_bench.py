@@ -40,6 +40,8 @@ from cpc.eval.baselines import signal_statistics
 from cpc.eval.dtw import dtw_pairs
 from cpc.eval.signatures import (
     PairDistance,
+    SignatureProtocol,
+    VerificationScores,
     local_features,
     score_protocol,
     signature_protocol,
@@ -85,13 +87,13 @@ def _vectors(items: Items) -> PairDistance:
     return distances
 
 
-def _write_features(samples: list[np.ndarray], writers: np.ndarray, out: Path) -> Path:
-    """Local features of every sample as ``.npy`` files, and their manifest."""
+def _write_arrays(arrays: list[np.ndarray], writers: np.ndarray, out: Path) -> Path:
+    """Every array as a ``.npy`` file, and their manifest (absolute paths)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, (sample, w) in enumerate(zip(samples, writers, strict=True)):
+    for i, (array, w) in enumerate(zip(arrays, writers, strict=True)):
         rel = f"w{int(w):03d}_{i:05d}.npy"
-        np.save(out / rel, local_features(sample, SAMPLE_RATE))
+        np.save(out / rel, array)
         rows.append({"path": str(out / rel), "writer": f"w{int(w):03d}"})
     manifest = out / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as f:
@@ -156,54 +158,108 @@ def _cpc_verifiers(
     return out
 
 
-def run_seed(seed: int, size: BenchSize, work: Path, overrides: list[str]) -> dict[str, object]:
-    """Generate, pretrain and score every verifier for one seed."""
+def _baselines(
+    seed: int, protocol: SignatureProtocol, eval_feats: Items, stats: Items, pre_stats: list[np.ndarray], work: Path
+) -> dict[str, VerificationScores]:
+    """DTW on local features and signal statistics; cached in ``work`` per seed and size."""
+    cache = work / f"baselines{seed}_{len(protocol.genuine)}_{len(protocol.skilled)}.npz"
+    names = ("DTW, local features", "signal statistics")
+    if cache.is_file():
+        saved = np.load(cache)
+        return {
+            n: VerificationScores(saved[f"{i}g"], saved[f"{i}i"], saved[f"{i}s"])
+            for i, n in enumerate(names)
+        }
+    out = {
+        names[0]: score_protocol(protocol, _sequences(eval_feats)),
+        names[1]: score_protocol(protocol, _vectors(_standardise(stats, pre_stats))),
+    }
+    arrays = {}
+    for i, n in enumerate(names):
+        arrays |= {f"{i}g": out[n].genuine, f"{i}i": out[n].impostor, f"{i}s": out[n].skilled}
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **arrays)
+    return out
+
+
+def _fuse(a: VerificationScores, b: VerificationScores) -> VerificationScores:
+    """Score-level fusion: the mean of two verifiers' per-writer normalised scores."""
+    return VerificationScores(
+        (a.genuine + b.genuine) / 2, (a.impostor + b.impostor) / 2, (a.skilled + b.skilled) / 2
+    )
+
+
+def run_seed(
+    seed: int, size: BenchSize, work: Path, overrides: list[str], inputs: str = "local"
+) -> dict[str, object]:
+    """Generate, pretrain and score every verifier for one seed.
+
+    ``inputs="local"`` trains on :func:`local_features`; ``"raw"`` on the six raw
+    channels z-scored with pretraining-set statistics (the first recipe, for ablation).
+    """
     from cpc import load
     from cpc.config import build_model, load_config
+    from cpc.data.signals import ChannelStats
+    from cpc.train.checkpoint import read_meta
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     pre = generate_session_samples(size.pre_writers, size.sessions, size.per_session, 100 + seed)
     gen = generate_session_samples(size.eval_writers, size.sessions, size.per_session, 200 + seed)
     forg = generate_session_forgeries(size.eval_writers, size.forgeries, 200 + seed)
-    manifest = _write_features(pre.samples, pre.writers, work / f"features{seed}")
     pre_feats = [local_features(s, SAMPLE_RATE) for s in pre.samples]
     eval_feats = [[local_features(s, SAMPLE_RATE) for s in g] for g in (gen.samples, forg.samples)]
+    if inputs == "local":
+        manifest = _write_arrays(pre_feats, pre.writers, work / f"features{seed}")
+    else:
+        manifest = _write_arrays(pre.samples, pre.writers, work / f"raw{seed}")
+        overrides = ["model.in_channels=6", "data.normalize=dataset", *overrides]
     timings = {"generate_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    run_dir = pretrain(manifest, work / f"run{seed}", seed, size.steps, overrides)
+    run_dir = pretrain(manifest, work / f"run{seed}_{inputs}", seed, size.steps, overrides)
     timings["pretrain_s"] = time.perf_counter() - t0
     model = load(str(run_dir)).eval()
     config = load_config(run_dir / "config.yaml")
     torch.manual_seed(seed)
     random_model = build_model(config.model).eval()
+    model_pre, model_eval = pre_feats, eval_feats
+    if inputs == "raw":
+        channel = ChannelStats.from_dict(read_meta(run_dir)["data"]["stats"])
+        mean, std = np.asarray(channel.mean), np.asarray(channel.std)
+        model_pre = [((s - mean) / std).astype(np.float32) for s in pre.samples]
+        model_eval = [
+            [((s - mean) / std).astype(np.float32) for s in g] for g in (gen.samples, forg.samples)
+        ]
 
+    protocol = signature_protocol(gen.writers, forg.writers, references=size.references)
     stats = [
         [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in g]
         for g in (gen.samples, forg.samples)
     ]
     pre_stats = [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in pre.samples]
-    verifiers: dict[str, PairDistance] = {
-        "DTW, local features": _sequences(eval_feats),
-        "signal statistics": _vectors(_standardise(stats, pre_stats)),
-    }
-    sub = pre_feats[:: max(1, len(pre_feats) // 200)]  # frames for the standardisation
-    verifiers |= _cpc_verifiers("CPC", model, eval_feats, sub)
-    verifiers |= _cpc_verifiers("random-init CPC", random_model, eval_feats, sub)
-    protocol = signature_protocol(gen.writers, forg.writers, references=size.references)
-    results: dict[str, dict[str, float]] = {}
+    t1 = time.perf_counter()
+    scores = _baselines(seed, protocol, eval_feats, stats, pre_stats, work)
+    timings["baselines_s"] = time.perf_counter() - t1
+    sub = model_pre[:: max(1, len(model_pre) // 200)]  # frames for the standardisation
+    verifiers = _cpc_verifiers("CPC", model, model_eval, sub)
+    verifiers |= _cpc_verifiers("random-init CPC", random_model, model_eval, sub)
     for name, distances in verifiers.items():
-        t1 = time.perf_counter()
-        scores = score_protocol(protocol, distances)
-        results[name] = {"eer": scores.eer, "skilled_eer": scores.skilled_eer}
+        scores[name] = score_protocol(protocol, distances)
+    local = scores["DTW, local features"]
+    for name in ("CPC context, DTW", "random-init CPC context, DTW"):
+        scores[f"{name} + DTW local features (fused)"] = _fuse(scores[name], local)
+    timings["total_s"] = time.perf_counter() - t0
+    results: dict[str, dict[str, float]] = {}
+    for name, score in scores.items():
+        results[name] = {"eer": score.eer, "skilled_eer": score.skilled_eer}
         print(
-            f"seed {seed} {name:>32}: random {scores.eer:6.1%}  skilled "
-            f"{scores.skilled_eer:6.1%}  ({time.perf_counter() - t1:.0f} s)",
+            f"seed {seed} {name:>52}: random {score.eer:6.1%}  skilled {score.skilled_eer:6.1%}",
             flush=True,
         )
     return {
         "seed": seed,
         "size": asdict(size),
+        "inputs": inputs,
         "overrides": overrides,
         "timings": timings,
         "counts": {
@@ -240,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--inputs", choices=["local", "raw"], default="local")
     parser.add_argument("--override", action="append", default=[], help="config overrides")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -249,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in args.seeds:
-        run = run_seed(seed, size, args.work, args.override)
+        run = run_seed(seed, size, args.work, args.override, args.inputs)
         (args.out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
         runs.append(run)
     table = summarise(runs)

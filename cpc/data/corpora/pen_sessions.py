@@ -24,10 +24,11 @@ per-stroke idiosyncrasies.
 
 **Skilled forgeries.** A forger has practised the target's signature: they reproduce
 the target's stroke distances and directions with twice the genuine jitter, but they
-execute them with *their own* motor habit (their own ``sigma``, ``mu`` and overlaps,
-with fresh idiosyncrasies), at a tempo chosen inside the target's genuine range
-(the forgery lasts the target's typical duration times a factor of sd 8%), in the
-forger's own session (tablet, pressure, tilt). Shape is close; timing and velocity
+execute them with *their own* motor habit (their own ``sigma`` and ``mu`` with fresh
+idiosyncrasies; stroke onsets halfway, geometrically, between their habit and the
+target's, since practice pulls the overlaps that make the shape towards the target's),
+at a tempo chosen inside the target's genuine range (the forgery lasts the target's
+typical duration times a factor of sd 8%), in the forger's own session (tablet, pressure, tilt). Shape is close; timing and velocity
 profiles are not the target's, and duration alone does not tell.
 
 Samples are ``(t, 6)`` float32 with the channels of :data:`cpc.data.corpora.pen.CHANNELS`.
@@ -35,8 +36,11 @@ Samples are ``(t, 6)`` float32 with the channels of :data:`cpc.data.corpora.pen.
 
 from __future__ import annotations
 
+import csv
 import math
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -52,9 +56,16 @@ from cpc.data.corpora.pen import (
     _jitter,
     _render,
     _Style,
+    write_svc2004,
 )
 
-__all__ = ["SessionSamples", "generate_session_forgeries", "generate_session_samples"]
+__all__ = [
+    "SessionSamples",
+    "generate_session_corpus",
+    "generate_session_forgeries",
+    "generate_session_samples",
+    "typical_duration",
+]
 
 _FORGER_JITTER = 2.0  # a practised forger: twice the genuine shape jitter
 _TEMPO_SD = 0.08  # forgery duration / target's typical duration, log-sd
@@ -319,3 +330,62 @@ def generate_session_forgeries(
             targets.append(w)
     n = len(samples)
     return SessionSamples(samples, np.asarray(targets, np.int64), np.full(n, -1, np.int64))
+
+
+def generate_session_corpus(
+    out_dir: str | os.PathLike[str],
+    *,
+    num_writers: int = 10,
+    sessions: int = 3,
+    per_session: int = 4,
+    forgeries_per_writer: int = 0,
+    seed: int = 0,
+    fmt: str = "npy",
+    sample_rate: float = SAMPLE_RATE,
+) -> Path:
+    """Write a corpus of the hard benchmark and its manifest.
+
+    Files are named as by :func:`cpc.data.corpora.pen.generate_pen_corpus` (``npy``:
+    ``<writer>/<writer>_g<k>.npy`` and ``_f<k>``; ``svc``: ``U<w>S<k>.txt``, forgeries
+    after the genuine samples), ``k`` counting across sessions in recording order.
+    ``manifest.csv`` has columns ``path``, ``writer`` (who signed, or who was imitated),
+    ``genuine`` (1 or 0) and ``session`` (0-based; -1 for a forgery).
+
+    Returns:
+        The path of the manifest.
+
+    Raises:
+        ValueError: On an unknown ``fmt`` or non-positive sizes.
+
+    """
+    if fmt not in ("npy", "svc"):
+        raise ValueError(f"fmt must be 'npy' or 'svc', got {fmt!r}")
+    genuine = generate_session_samples(
+        num_writers, sessions, per_session, seed, sample_rate=sample_rate
+    )
+    forged = generate_session_forgeries(
+        num_writers, forgeries_per_writer, seed, sample_rate=sample_rate
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    per_writer = sessions * per_session
+    rows = []
+    for kind, group, per in ((1, genuine, per_writer), (0, forged, forgeries_per_writer)):
+        for i, (sample, w, s) in enumerate(
+            zip(group.samples, group.writers, group.sessions, strict=True)
+        ):
+            k, name = i % per, f"w{int(w):03d}"
+            if fmt == "npy":
+                rel = f"{name}/{name}_{'g' if kind else 'f'}{k:03d}.npy"
+                (out / name).mkdir(exist_ok=True)
+                np.save(out / rel, sample)
+            else:
+                rel = f"U{int(w) + 1}S{k + 1 if kind else per_writer + k + 1}.txt"
+                write_svc2004(out / rel, sample, sample_rate)
+            rows.append({"path": rel, "writer": name, "genuine": kind, "session": int(s)})
+    manifest = out / "manifest.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
+        table = csv.DictWriter(f, fieldnames=["path", "writer", "genuine", "session"])
+        table.writeheader()
+        table.writerows(rows)
+    return manifest

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from cpc.data.corpora.pen import CHANNELS, generate_pen_samples
+from cpc.data.corpora.pen_sessions import generate_session_forgeries, generate_session_samples
+from cpc.eval.dtw import dtw_pairs
+from cpc.eval.signatures import local_features
+
+MEAN_CHANNELS = [CHANNELS.index(c) for c in ("x", "y", "pressure", "azimuth", "altitude")]
+
+
+def _channel_means(samples: list[np.ndarray]) -> np.ndarray:
+    """Per-channel means (pressure while the pen is down), z-scored over the set."""
+    rows = []
+    for s in samples:
+        down = s[:, 3] > 0
+        row = s[:, MEAN_CHANNELS].mean(axis=0)
+        row[2] = s[down, 2].mean()
+        rows.append(row)
+    m = np.array(rows)
+    return (m - m.mean(0)) / m.std(0)
+
+
+def _nearest_centroid(train: np.ndarray, train_ids, test: np.ndarray, test_ids) -> float:
+    ids = np.unique(train_ids)
+    centroids = np.stack([train[train_ids == w].mean(0) for w in ids])
+    guess = ids[np.linalg.norm(test[:, None] - centroids[None], axis=-1).argmin(1)]
+    return float(np.mean(guess == test_ids))
+
+
+def test_channel_means_do_not_identify_writers_across_sessions() -> None:
+    writers, sessions = 8, 3
+    hard = generate_session_samples(writers, sessions, 2, seed=3)
+    feats = _channel_means(hard.samples)
+    last = hard.sessions == sessions - 1  # enrol on earlier sessions, test on the last
+    accuracy = _nearest_centroid(feats[~last], hard.writers[~last], feats[last], hard.writers[last])
+    # chance is 1/8; with 16 test samples P(>= 6 right by chance) < 1%
+    assert accuracy < 6 / 16, accuracy
+    # the same test does catch the easy setting's constant pressure and tilt
+    easy, ids = generate_pen_samples(writers, 4, seed=3)
+    feats = _channel_means(easy)
+    half = np.tile(np.arange(4) >= 2, writers)
+    assert _nearest_centroid(feats[~half], ids[~half], feats[half], ids[half]) > 0.6
+
+
+def test_sessions_are_deterministic_and_well_formed() -> None:
+    a = generate_session_samples(2, 2, 2, seed=5)
+    b = generate_session_samples(3, 2, 2, seed=5)
+    assert np.array_equal(a.writers, [0, 0, 0, 0, 1, 1, 1, 1])
+    assert np.array_equal(a.sessions, [0, 0, 1, 1, 0, 0, 1, 1])
+    assert all(np.array_equal(x, y) for x, y in zip(a.samples, b.samples[:8], strict=False))
+    for s in a.samples:
+        assert s.dtype == np.float32 and s.shape[1] == 6 and np.isfinite(s).all()
+        assert 150 <= len(s) <= 900  # about 2-8 s at 100 Hz
+        pen = s[:, 3]
+        assert np.all(s[pen == 0, 2] == 0) and s[:, 2].max() <= 1
+        assert np.count_nonzero(np.diff(pen) < 0) >= 1  # at least one pen-up inside
+    with pytest.raises(ValueError, match="session"):
+        generate_session_samples(1, 0, 2, seed=0)
+
+
+def test_forgeries_keep_genuine_tempo_but_are_told_apart_by_dynamics() -> None:
+    writers = 5
+    genuine = generate_session_samples(writers, 1, 3, seed=7)
+    forged = generate_session_forgeries(writers, 3, seed=7)
+    assert np.array_equal(forged.writers, np.repeat(np.arange(writers), 3))
+    assert np.all(forged.sessions == -1)
+    g_len = np.array([len(s) for s in genuine.samples])
+    f_len = np.array([len(s) for s in forged.samples])
+    ratios = [f_len[forged.writers == w] / g_len[genuine.writers == w].mean() for w in range(5)]
+    ratios_all = np.concatenate(ratios)
+    # the forger's tempo lies inside the genuine range, not a slowed copy
+    assert 0.85 < np.median(ratios_all) < 1.15 and np.all(ratios_all < 1.5), ratios_all
+    # ... yet the forgery is further (DTW on local features) from the target than genuine
+    feats = [local_features(s)[::4] for s in genuine.samples]
+    ffeats = [local_features(s)[::4] for s in forged.samples]
+    pairs_g = [(i, j) for i in range(15) for j in range(15) if i < j and i // 3 == j // 3]
+    pairs_f = [(i, j) for i in range(15) for j in range(15) if i // 3 == j // 3]
+    d_g = dtw_pairs([feats[i] for i, _ in pairs_g], [feats[j] for _, j in pairs_g])
+    d_f = dtw_pairs([ffeats[i] for i, _ in pairs_f], [feats[j] for _, j in pairs_f])
+    assert d_f.mean() > 1.2 * d_g.mean()
