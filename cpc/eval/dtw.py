@@ -115,7 +115,9 @@ def dtw_pairs(
     return out
 
 
-def dtw_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray, *, normalize: bool = False) -> float:
+def dtw_distance(
+    a: Tensor | np.ndarray, b: Tensor | np.ndarray, *, normalize: bool = False
+) -> float:
     """DTW distance between two sequences (see the module docstring).
 
     Shape:

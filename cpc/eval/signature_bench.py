@@ -71,14 +71,18 @@ QUICK = BenchSize(
 Items = list[list[np.ndarray]]  # [genuine items, forgery items]
 
 
-def _sequences(items: Items) -> PairDistance:
+def sequence_distances(items: Items) -> PairDistance:
+    """Length-normalised DTW distances between frame sequences (``items[kind][index]``)."""
+
     def distances(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> np.ndarray:
         return dtw_pairs([items[k][i] for k, i in left], [items[k][i] for k, i in right])
 
     return distances
 
 
-def _vectors(items: Items) -> PairDistance:
+def vector_distances(items: Items) -> PairDistance:
+    """Euclidean distances between vectors (``items[kind][index]``)."""
+
     def distances(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> np.ndarray:
         a = np.stack([items[k][i] for k, i in left])
         b = np.stack([items[k][i] for k, i in right])
@@ -126,7 +130,8 @@ def pretrain(manifest: Path, run_dir: Path, seed: int, steps: int, overrides: li
     return run_dir
 
 
-def _frames(model: torch.nn.Module, feats: list[np.ndarray], layer: str) -> list[np.ndarray]:
+def frame_features(model: torch.nn.Module, feats: list[np.ndarray], layer: str) -> list[np.ndarray]:
+    """Frame features (``"context"`` or ``"encoder"``) of whole streams, ``(s, d)`` each."""
     from cpc.extract import extract_sequence
 
     return [
@@ -135,7 +140,7 @@ def _frames(model: torch.nn.Module, feats: list[np.ndarray], layer: str) -> list
     ]
 
 
-def _standardise(items: Items, reference: list[np.ndarray]) -> Items:
+def standardise(items: Items, reference: list[np.ndarray]) -> Items:
     """Z-score every dimension with the mean and std of ``reference`` frames or vectors."""
     ref = np.concatenate([np.atleast_2d(r) for r in reference])
     mean, std = ref.mean(0), ref.std(0) + 1e-6
@@ -147,19 +152,24 @@ def _cpc_verifiers(
 ) -> dict[str, PairDistance]:
     out: dict[str, PairDistance] = {}
     for layer in ("context", "encoder"):
-        frames = [_frames(model, group, layer) for group in eval_feats]
-        ref_frames = _frames(model, pre_feats, layer)
-        framed = _standardise(frames, ref_frames)
-        pooled = _standardise(
+        frames = [frame_features(model, group, layer) for group in eval_feats]
+        ref_frames = frame_features(model, pre_feats, layer)
+        framed = standardise(frames, ref_frames)
+        pooled = standardise(
             [[f.mean(0) for f in group] for group in frames], [f.mean(0) for f in ref_frames]
         )
-        out[f"{name} {layer}, DTW"] = _sequences(framed)
-        out[f"{name} {layer}, pooled"] = _vectors(pooled)
+        out[f"{name} {layer}, DTW"] = sequence_distances(framed)
+        out[f"{name} {layer}, pooled"] = vector_distances(pooled)
     return out
 
 
 def _baselines(
-    seed: int, protocol: SignatureProtocol, eval_feats: Items, stats: Items, pre_stats: list[np.ndarray], work: Path
+    seed: int,
+    protocol: SignatureProtocol,
+    eval_feats: Items,
+    stats: Items,
+    pre_stats: list[np.ndarray],
+    work: Path,
 ) -> dict[str, VerificationScores]:
     """DTW on local features and signal statistics; cached in ``work`` per seed and size."""
     cache = work / f"baselines{seed}_{len(protocol.genuine)}_{len(protocol.skilled)}.npz"
@@ -171,18 +181,18 @@ def _baselines(
             for i, n in enumerate(names)
         }
     out = {
-        names[0]: score_protocol(protocol, _sequences(eval_feats)),
-        names[1]: score_protocol(protocol, _vectors(_standardise(stats, pre_stats))),
+        names[0]: score_protocol(protocol, sequence_distances(eval_feats)),
+        names[1]: score_protocol(protocol, vector_distances(standardise(stats, pre_stats))),
     }
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for i, n in enumerate(names):
         arrays |= {f"{i}g": out[n].genuine, f"{i}i": out[n].impostor, f"{i}s": out[n].skilled}
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **arrays)
+    np.savez(cache, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
     return out
 
 
-def _fuse(a: VerificationScores, b: VerificationScores) -> VerificationScores:
+def fuse(a: VerificationScores, b: VerificationScores) -> VerificationScores:
     """Score-level fusion: the mean of two verifiers' per-writer normalised scores."""
     return VerificationScores(
         (a.genuine + b.genuine) / 2, (a.impostor + b.impostor) / 2, (a.skilled + b.skilled) / 2
@@ -190,12 +200,18 @@ def _fuse(a: VerificationScores, b: VerificationScores) -> VerificationScores:
 
 
 def run_seed(
-    seed: int, size: BenchSize, work: Path, overrides: list[str], inputs: str = "local"
+    seed: int,
+    size: BenchSize,
+    work: Path,
+    overrides: list[str],
+    inputs: str = "local",
+    tag: str = "main",
 ) -> dict[str, object]:
     """Generate, pretrain and score every verifier for one seed.
 
     ``inputs="local"`` trains on :func:`local_features`; ``"raw"`` on the six raw
     channels z-scored with pretraining-set statistics (the first recipe, for ablation).
+    The run goes to ``work/<tag>_run<seed>`` (an existing complete run is reused).
     """
     from cpc import load
     from cpc.config import build_model, load_config
@@ -216,7 +232,7 @@ def run_seed(
         overrides = ["model.in_channels=6", "data.normalize=dataset", *overrides]
     timings = {"generate_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    run_dir = pretrain(manifest, work / f"run{seed}_{inputs}", seed, size.steps, overrides)
+    run_dir = pretrain(manifest, work / f"{tag}_run{seed}", seed, size.steps, overrides)
     timings["pretrain_s"] = time.perf_counter() - t0
     model = load(str(run_dir)).eval()
     config = load_config(run_dir / "config.yaml")
@@ -247,7 +263,7 @@ def run_seed(
         scores[name] = score_protocol(protocol, distances)
     local = scores["DTW, local features"]
     for name in ("CPC context, DTW", "random-init CPC context, DTW"):
-        scores[f"{name} + DTW local features (fused)"] = _fuse(scores[name], local)
+        scores[f"{name} + DTW local features (fused)"] = fuse(scores[name], local)
     timings["total_s"] = time.perf_counter() - t0
     results: dict[str, dict[str, float]] = {}
     for name, score in scores.items():
@@ -306,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in args.seeds:
-        run = run_seed(seed, size, args.work, args.override, args.inputs)
+        run = run_seed(seed, size, args.work, args.override, args.inputs, args.out.name)
         (args.out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
         runs.append(run)
     table = summarise(runs)

@@ -35,9 +35,7 @@ def test_protocol_references_queries_and_impostors() -> None:
     }
     assert protocol.genuine == [(2, 0), (5, 1), (6, 1), (9, 2)]
     # one sample (the first query) of every other writer
-    assert sorted(protocol.impostor) == sorted(
-        [(5, 0), (9, 0), (2, 1), (9, 1), (2, 2), (5, 2)]
-    )
+    assert sorted(protocol.impostor) == sorted([(5, 0), (9, 0), (2, 1), (9, 1), (2, 2), (5, 2)])
     assert protocol.skilled == [(0, 1), (1, 1), (2, 2)]
     with pytest.raises(ValueError, match="writer 0"):
         signature_protocol(writers, [], references=3)
@@ -52,7 +50,9 @@ def test_scores_are_normalised_per_writer() -> None:
     protocol = signature_protocol([0, 0, 0, 1, 1, 1], [0, 1], references=2)
 
     def distances(left, right):
-        return np.array([abs(items[a][i] - items[b][j]) for (a, i), (b, j) in zip(left, right)])
+        return np.array(
+            [abs(items[a][i] - items[b][j]) for (a, i), (b, j) in zip(left, right, strict=True)]
+        )
 
     scores = score_protocol(protocol, distances)
     # genuine: q=1 vs (0, 2): mean 1 / 2; q=12 vs (10, 11): mean 1.5 / 1

@@ -28,8 +28,9 @@ execute them with *their own* motor habit (their own ``sigma`` and ``mu`` with f
 idiosyncrasies; stroke onsets halfway, geometrically, between their habit and the
 target's, since practice pulls the overlaps that make the shape towards the target's),
 at a tempo chosen inside the target's genuine range (the forgery lasts the target's
-typical duration times a factor of sd 8%), in the forger's own session (tablet, pressure, tilt). Shape is close; timing and velocity
-profiles are not the target's, and duration alone does not tell.
+typical duration times a factor of sd 8%), in the forger's own session (tablet,
+pressure, tilt). Shape is close; timing and velocity profiles are not the target's,
+and duration alone does not tell.
 
 Samples are ``(t, 6)`` float32 with the channels of :data:`cpc.data.corpora.pen.CHANNELS`.
 """
@@ -113,9 +114,7 @@ def _timed(plan: np.ndarray, motor: _Motor, rng: np.random.Generator) -> np.ndar
     out = plan.copy()
     n = len(plan)
     out[:, _SIGMA] = motor.sigma * np.exp(rng.normal(0.0, 0.15, n))
-    out[:, _MU] = (
-        motor.mu + motor.slope * np.log(plan[:, _DIST] / 10.0) + rng.normal(0.0, 0.1, n)
-    )
+    out[:, _MU] = motor.mu + motor.slope * np.log(plan[:, _DIST] / 10.0) + rng.normal(0.0, 0.1, n)
     delays = motor.overlap * np.exp(out[:-1, _MU]) * np.exp(rng.normal(0.0, 0.2, n - 1))
     out[:, _DELAY] = np.concatenate([[0.0], delays])
     return out
@@ -221,7 +220,9 @@ def _writer(seed: int, w: int) -> tuple[_Style, _Motor]:
 def _sign(
     style: _Style, session: _Session, rng: np.random.Generator, scale: float, sample_rate: float
 ) -> np.ndarray:
-    return _place(_render(_jitter(_in_session(style, session), rng, scale), rng, sample_rate), session)
+    return _place(
+        _render(_jitter(_in_session(style, session), rng, scale), rng, sample_rate), session
+    )
 
 
 @dataclass(frozen=True)
