@@ -91,7 +91,7 @@ def vector_distances(items: Items) -> PairDistance:
     return distances
 
 
-def _write_arrays(arrays: list[np.ndarray], writers: np.ndarray, out: Path) -> Path:
+def write_arrays(arrays: list[np.ndarray], writers: np.ndarray, out: Path) -> Path:
     """Every array as a ``.npy`` file, and their manifest (absolute paths)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -226,9 +226,9 @@ def run_seed(
     pre_feats = [local_features(s, SAMPLE_RATE) for s in pre.samples]
     eval_feats = [[local_features(s, SAMPLE_RATE) for s in g] for g in (gen.samples, forg.samples)]
     if inputs == "local":
-        manifest = _write_arrays(pre_feats, pre.writers, work / f"features{seed}")
+        manifest = write_arrays(pre_feats, pre.writers, work / f"features{seed}")
     else:
-        manifest = _write_arrays(pre.samples, pre.writers, work / f"raw{seed}")
+        manifest = write_arrays(pre.samples, pre.writers, work / f"raw{seed}")
         overrides = ["model.in_channels=6", "data.normalize=dataset", *overrides]
     timings = {"generate_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
