@@ -68,6 +68,7 @@ QUICK = BenchSize(
     pre_writers=6, eval_writers=4, sessions=2, per_session=3, forgeries=2, references=2, steps=10
 )
 
+LAYERS = ("context", "encoder")
 Items = list[list[np.ndarray]]  # [genuine items, forgery items]
 
 
@@ -151,7 +152,7 @@ def _cpc_verifiers(
     name: str, model: torch.nn.Module, eval_feats: Items, pre_feats: list[np.ndarray]
 ) -> dict[str, PairDistance]:
     out: dict[str, PairDistance] = {}
-    for layer in ("context", "encoder"):
+    for layer in LAYERS:
         frames = [frame_features(model, group, layer) for group in eval_feats]
         ref_frames = frame_features(model, pre_feats, layer)
         framed = standardise(frames, ref_frames)
@@ -262,8 +263,8 @@ def run_seed(
     for name, distances in verifiers.items():
         scores[name] = score_protocol(protocol, distances)
     local = scores["DTW, local features"]
-    for name in ("CPC context, DTW", "random-init CPC context, DTW"):
-        scores[f"{name} + DTW local features (fused)"] = fuse(scores[name], local)
+    for name in (f"{net} {layer}, DTW" for net in ("CPC", "random-init CPC") for layer in LAYERS):
+        scores[f"{name} + DTW local (fused)"] = fuse(scores[name], local)
     timings["total_s"] = time.perf_counter() - t0
     results: dict[str, dict[str, float]] = {}
     for name, score in scores.items():

@@ -79,3 +79,39 @@ def test_forgeries_keep_genuine_tempo_but_are_told_apart_by_dynamics() -> None:
     d_g = dtw_pairs([feats[i] for i, _ in pairs_g], [feats[j] for _, j in pairs_g])
     d_f = dtw_pairs([ffeats[i] for i, _ in pairs_f], [feats[j] for _, j in pairs_f])
     assert d_f.mean() > 1.2 * d_g.mean()
+
+
+@pytest.mark.parametrize("fmt", ["npy", "svc"])
+def test_cli_writes_the_hard_corpus(tmp_path, capsys, fmt: str) -> None:
+    import csv
+
+    from cpc.cli import main
+
+    out = tmp_path / "pen"
+    args = ["data", "pen", "--out", str(out), "--writers", "2", "--samples", "2"]
+    assert main([*args, "--sessions", "2", "--forgeries", "1", "--format", fmt]) == 0
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["writer"], r["genuine"], r["session"]) for r in rows] == [
+        ("w000", "1", "0"),
+        ("w000", "1", "1"),
+        ("w001", "1", "0"),
+        ("w001", "1", "1"),
+        ("w000", "0", "-1"),
+        ("w001", "0", "-1"),
+    ]
+    first = generate_session_samples(1, 2, 1, seed=0).samples[0]
+    if fmt == "npy":
+        assert np.array_equal(np.load(out / rows[0]["path"]), first)
+    else:
+        assert rows[0]["path"] == "U1S1.txt" and rows[4]["path"] == "U1S3.txt"
+    # a user's mistake: one line, exit 2, nothing written
+    capsys.readouterr()
+    assert main(["data", "pen", "--out", str(tmp_path / "bad"), "--sessions", "0"]) == 2
+    assert main([*args[:3], str(tmp_path / "bad"), "--samples", "5", "--sessions", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: --sessions must be at least 1, got 0",
+        "error: --samples 5 is not a multiple of --sessions 2",
+    ]
+    assert not (tmp_path / "bad").exists()

@@ -17,9 +17,11 @@ from cpc.eval.verification import equal_error_rate
 def test_eer_matches_the_gaussian_closed_form(gap: float, sd: float) -> None:
     # genuine ~ N(gap, sd), impostor ~ N(0, sd): the densities cross at gap / 2, where
     # FAR = FRR = Phi(-gap / (2 sd)). Exact quantiles stand in for samples.
-    n = 20000
-    z = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n).numpy()
-    eer, threshold = equal_error_rate(gap + sd * z, sd * z)
+    def quantiles(n: int) -> np.ndarray:
+        return torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n).numpy()
+
+    # unequal counts, so FAR and FRR must each be divided by their own
+    eer, threshold = equal_error_rate(gap + sd * quantiles(20000), sd * quantiles(7000))
     expected = 0.5 * math.erfc(gap / (2 * sd) / math.sqrt(2))
     assert eer == pytest.approx(expected, abs=2e-4)
     assert threshold == pytest.approx(gap / 2, abs=5e-3)
