@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import sys
 import time
@@ -189,7 +190,9 @@ def _baselines(
     for i, n in enumerate(names):
         arrays |= {f"{i}g": out[n].genuine, f"{i}i": out[n].impostor, f"{i}s": out[n].skilled}
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
+    partial = cache.with_suffix(f".{os.getpid()}.npz")  # parallel runs share the cache
+    np.savez(partial, **arrays)  # type: ignore[arg-type]  # numpy stub: allow_pickle
+    partial.replace(cache)
     return out
 
 
@@ -227,9 +230,9 @@ def run_seed(
     pre_feats = [local_features(s, SAMPLE_RATE) for s in pre.samples]
     eval_feats = [[local_features(s, SAMPLE_RATE) for s in g] for g in (gen.samples, forg.samples)]
     if inputs == "local":
-        manifest = write_arrays(pre_feats, pre.writers, work / f"features{seed}")
+        manifest = write_arrays(pre_feats, pre.writers, work / f"{tag}_features{seed}")
     else:
-        manifest = write_arrays(pre.samples, pre.writers, work / f"raw{seed}")
+        manifest = write_arrays(pre.samples, pre.writers, work / f"{tag}_raw{seed}")
         overrides = ["model.in_channels=6", "data.normalize=dataset", *overrides]
     timings = {"generate_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
