@@ -318,23 +318,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--inputs", choices=["local", "raw"], default="local")
     parser.add_argument("--override", action="append", default=[], help="config overrides")
+    parser.add_argument(
+        "--summarise", action="store_true", help="only tabulate the seeds' JSON files in --out"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     size = QUICK if args.quick else BenchSize()
     if args.steps:
         size = BenchSize(**{**asdict(size), "steps": args.steps})
     args.out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for seed in args.seeds:
+    for seed in [] if args.summarise else args.seeds:
         run = run_seed(seed, size, args.work, args.override, args.inputs, args.out.name)
+        run["command"] = " ".join(["python -m cpc.eval.signature_bench", *(argv or sys.argv[1:])])
+        run["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads 1"
         (args.out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
-        runs.append(run)
+    runs = [json.loads((args.out / f"seed{s}.json").read_text()) for s in args.seeds]
     table = summarise(runs)
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread"
     (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(
-        json.dumps({"command": " ".join(sys.argv), "machine": machine, "runs": runs}, indent=1)
-    )
+    (args.out / "results.json").write_text(json.dumps({"runs": runs}, indent=1))
     print(table)
     return 0
 
