@@ -6,10 +6,10 @@ slower, so duration flags them. This module draws the same sigma-lognormal write
 (see :mod:`cpc.data.corpora.pen` for the stroke model) with three changes.
 
 **Sessions.** Each writer signs in ``sessions`` sessions. A session draws the things a
-tablet and a day change and a writer does not own: an offset of the signature on the
-tablet (+-40 mm), a rotation (sd 0.12 rad, about 7 degrees), a scale (sd 12%), a
-pressure gain and baseline (pressure = baseline + gain * the writer's pressure profile),
-a pen tilt (azimuth 150-250, altitude 40-70 degrees) and its wobble, and a small drift
+tablet and a day change and a writer does not own: where the signature's centre lies on
+the tablet (+-40 mm), a rotation (sd 0.12 rad, about 7 degrees), a scale (sd 12%), a
+pressure gain and baseline (pressure = baseline + gain * 0.5 * the writer's pressure
+profile over its pen-down mean), a pen tilt (azimuth 150-250, altitude 40-70 degrees) and its wobble, and a small drift
 of tempo and size. None of the channel levels is a writer trait any more; what remains
 of a writer is the shape, the timing and how pressure follows speed.
 
@@ -70,6 +70,7 @@ __all__ = [
 
 _FORGER_JITTER = 2.0  # a practised forger: twice the genuine shape jitter
 _TEMPO_SD = 0.08  # forgery duration / target's typical duration, log-sd
+_PRESSURE = 0.5  # mean pen-down pressure before a session's gain and baseline
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,13 @@ def _place(sample: np.ndarray, session: _Session) -> np.ndarray:
     """
     out = sample.astype(np.float64)
     c, s = math.cos(session.rotation), math.sin(session.rotation)
-    x, y = out[:, 0], out[:, 1]
+    x, y = (out[:, :2] - out[:, :2].mean(axis=0)).T  # the signing box centres the signature
     out[:, 0] = session.scale * (c * x - s * y) + session.offset[0]
     out[:, 1] = session.scale * (s * x + c * y) + session.offset[1]
     down = out[:, 3] > 0
-    pressure = session.pressure_base + session.pressure_gain * out[:, 2]
+    # the profile keeps the writer's pressure-speed coupling; its level is the session's
+    profile = out[:, 2] / max(float(out[down, 2].mean()), 1e-6)
+    pressure = session.pressure_base + session.pressure_gain * _PRESSURE * profile
     out[:, 2] = np.where(down, np.clip(pressure, 0.0, 1.0), 0.0)
     return out.astype(np.float32)
 
