@@ -48,8 +48,7 @@ from cpc.eval.signatures import (
     signature_protocol,
 )
 
-REPO = Path(__file__).resolve().parent.parent.parent
-PRESET = REPO / "configs" / "signature_pen_dynamic.yaml"
+PRESET = "signature_pen_dynamic"  # configs/signature_pen_dynamic.yaml, shipped in the package
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ slower, so duration flags them. This module draws the same sigma-lognormal write
 tablet and a day change and a writer does not own: where the signature's centre lies on
 the tablet (+-40 mm), a rotation (sd 0.12 rad, about 7 degrees), a scale (sd 12%), a
 pressure gain and baseline (pressure = baseline + gain * 0.5 * the writer's pressure
-profile over its pen-down mean), a pen tilt (azimuth 150-250, altitude 40-70 degrees) and its wobble, and a small drift
-of tempo and size. None of the channel levels is a writer trait any more; what remains
-of a writer is the shape, the timing and how pressure follows speed.
+profile over its pen-down mean), a pen tilt (azimuth 150-250, altitude 40-70 degrees)
+and its wobble, and a small drift of tempo and size. None of the channel levels is a
+writer trait any more; what remains of a writer is the shape, the timing and how
+pressure follows speed.
 
 **Complexity.** Two to four pen-down components of four to nine strokes, curls (strokes
 that turn by 2.5-4 rad), an optional dot and an optional final flourish; 2-8 s at 100 Hz.
