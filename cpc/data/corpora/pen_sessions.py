@@ -15,7 +15,8 @@ writer trait any more; what remains of a writer is the shape, the timing and how
 pressure follows speed.
 
 **Complexity.** Two to four pen-down components of four to nine strokes, curls (strokes
-that turn by 2.5-4 rad), an optional dot and an optional final flourish; 2-8 s at 100 Hz.
+that turn by 2.5-4 rad), an optional dot and an optional final flourish; mostly 2-8 s
+(1-8 s, median near 4 s) at 100 Hz.
 
 **Motor timing.** Every person has a motor habit (:class:`_Motor`): a typical
 lognormal ``sigma``, a base time ``mu`` and how it grows with stroke length (strokes
