@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from cpc.config_checks import check_geometry, check_section, short
+
 if TYPE_CHECKING:
     from cpc.models.cpc import CPCModel
+
+
+_MAX_CONFIG_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
@@ -75,6 +80,7 @@ class ModelConfig:
     """Images only: latent size of a patch."""
 
     def __post_init__(self) -> None:
+        check_section("model", self)
         if (
             self.kernels is not None
             and self.strides is not None
@@ -142,6 +148,7 @@ class DataConfig:
     2021), e.g. ``[pitch, reverb, noise]``; none by default. See :mod:`cpc.data.augment`."""
 
     def __post_init__(self) -> None:
+        check_section("data", self)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.batch_size < 1:
@@ -174,6 +181,7 @@ class OptimConfig:
     """Micro-batches per optimiser step."""
 
     def __post_init__(self) -> None:
+        check_section("optim", self)
         if self.max_steps < 1:
             raise ConfigError(f"optim.max_steps must be >= 1, got {self.max_steps}")
         if self.accumulate < 1:
@@ -208,6 +216,9 @@ class RunConfig:
     resume: bool = True
     """Resume automatically from the newest checkpoint in ``out_dir``."""
 
+    def __post_init__(self) -> None:
+        check_section("run", self)
+
 
 @dataclass
 class Config:
@@ -229,6 +240,7 @@ class Config:
                 f"data.kind={self.data.kind!r}"
             )
         get_recipe(self.model.modality).check(self)
+        check_geometry(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe)."""
@@ -243,23 +255,28 @@ class Config:
         unknown = set(data) - set(sections)
         if unknown:
             raise ConfigError(
-                f"unknown config section(s) {sorted(unknown)}; allowed: {sorted(sections)}"
+                f"unknown config section(s) {sorted(map(short, unknown))}; "
+                f"allowed: {sorted(sections)}"
             )
         built = {}
         for name in sections:
             section_type = typing.get_type_hints(cls)[name]
-            built[name] = _build_section(name, section_type, data.get(name) or {})
+            values = data.get(name)
+            built[name] = _build_section(name, section_type, {} if values is None else values)
         return cls(**built)
 
 
 def _build_section(name: str, kind: type, values: dict[str, Any]) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"section '{name}' must be a mapping, got {values!r}")
+        raise ConfigError(f"section '{name}' must be a mapping, got {short(values)}")
     hints = typing.get_type_hints(kind)
     fields = {f.name for f in dataclasses.fields(kind)}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(f"unknown key '{name}.{key}'; allowed keys: {sorted(fields)}")
+            raise ConfigError(
+                f"unknown key '{name}.{key if isinstance(key, str) else short(key)}'; "
+                f"allowed keys: {sorted(fields)}"
+            )
         values[key] = _check(f"{name}.{key}", hints[key], value)
     try:
         return kind(**values)
@@ -286,43 +303,94 @@ def _check(key: str, hint: Any, value: Any) -> Any:
         raise ConfigError("; ".join(errors))
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{key}={value!r} is not allowed; allowed values: {list(args)}")
+            raise ConfigError(f"{key}={short(value)} is not allowed; allowed values: {list(args)}")
         return value
     if origin is list:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {short(value)}")
         return [_check(f"{key}[{i}]", args[0], v) for i, v in enumerate(value)]
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {short(value)}")
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
+        number = _number(value)  # "1e5": YAML 1.1 reads it as a string; the user means 100000
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (number is not None and number.is_integer())
+        ):
+            raise ConfigError(f"{key} must be an integer, got {short(value)}")
+        return value if isinstance(value, int) else int(number)  # type: ignore[arg-type]
     if hint is float:
+        if isinstance(value, str):
+            value = _number(value)  # "1e-3" (YAML 1.1 floats need a dot)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key} must be a number, got {short(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}={short(value)} is too large") from None
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
+            raise ConfigError(f"{key} must be a string, got {short(value)}")
         return value
     return value
+
+
+def _number(value: Any) -> float | None:
+    """A number written as text (``"1e-3"``, ``"2e4"``), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` whose every failure is one :class:`ConfigError` line.
+
+    Besides YAML's own errors this covers integers longer than Python converts
+    (``ValueError``) and nesting deeper than the parser's recursion (``RecursionError``).
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML: {err.problem or err.context}{at}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config") from None
+    except ValueError as err:
+        raise ConfigError(f"{where}: {' '.join(str(err).split())}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings; values are parsed as YAML (``[1, 2]``, ``true``)."""
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
+            raise ConfigError(f"override {short(item)} must look like section.key=value")
         path, raw = item.split("=", 1)
         section, key = path.split(".", 1)
-        data.setdefault(section, {})
+        if data.get(section) is None:
+            data[section] = {}
         if not isinstance(data[section], dict):
-            raise ConfigError(f"override {item!r}: '{section}' is not a section")
-        data[section][key] = yaml.safe_load(raw) if raw != "" else ""
+            raise ConfigError(f"override {short(item)}: '{section}' is not a section")
+        data[section][key] = parse_yaml(raw, f"override {short(item)}") if raw != "" else ""
     return data
+
+
+def _read_text(path: Path) -> str:
+    """A config file's text; a binary, oversized or unreadable file is a ConfigError."""
+    if path.stat().st_size > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes is too large for a config")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: is it a config?") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
@@ -340,11 +408,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raise ConfigError(
                     f"config file not found: {path} (shipped presets: {preset_names()})"
                 )
-            text = path.read_text()
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+            text = _read_text(path)
+        loaded = parse_yaml(text, str(path))
+        data = {} if loaded is None else loaded
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path}: a config is a mapping of sections (model, data, optim, run), "
+                f"not a {type(data).__name__}"
+            )
     return Config.from_dict(apply_overrides(data, list(overrides or [])))
 
 

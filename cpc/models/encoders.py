@@ -9,6 +9,8 @@ sequence cannot leak into any valid latent.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -360,7 +362,7 @@ class ConvEncoder(nn.Module):
             width = channels
         self.layers = nn.Sequential(*layers)
         self.out_dim = channels
-        self.downsampling = int(torch.tensor(self.strides).prod())
+        self.downsampling = math.prod(self.strides)  # plain ints: works on the meta device
         self.receptive_field = self._receptive_field()
         #: Input samples of zeros before sample 0 that latent 0 sees: latent ``j`` covers
         #: samples ``[j * downsampling - left_padding, ... + receptive_field)``.
@@ -486,9 +488,13 @@ class SpectralEncoder(nn.Module):
         norm: Norm = "layer",
     ) -> None:
         super().__init__()
-        self.frontend = spectral_transform(
-            sample_rate, kind, win=win, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc
-        )
+        # The filter banks need real arithmetic: when the model is built on the meta
+        # device (size checks before anything is allocated), they are computed on the CPU.
+        on_meta = torch.get_default_device().type == "meta"
+        with torch.device("cpu") if on_meta else contextlib.nullcontext():
+            self.frontend = spectral_transform(
+                sample_rate, kind, win=win, hop=hop, n_mels=n_mels, n_mfcc=n_mfcc
+            )
         features = n_mels if kind == "logmel" else n_mfcc
         self.kind = kind
         self.win, self.hop = win, hop
