@@ -16,6 +16,7 @@ refused by a message instead of an attempt to allocate terabytes.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,19 +47,19 @@ class Range:
     max_items: int = _LAYERS
     items: int = 0
 
-    def describe(self) -> str:
-        """The range in words, e.g. ``an integer in [1, 65536]``."""
-        if self.high >= _HUGE:
-            return f"{'>' if self.open_low else '>='} {self.low:g}"
-        left = "(" if self.open_low else "["
-        return f"in {left}{self.low:g}, {self.high:g}]"
+    def problem(self, value: float) -> str | None:
+        """What is wrong with one number (``"must be >= 1"``), or None if it is allowed."""
+        if isinstance(value, float) and math.isnan(value):
+            return "must be a number, not NaN"
+        if value < self.low or (self.open_low and value == self.low):
+            return f"must be {'>' if self.open_low else '>='} {_fmt(self.low)}"
+        if value > self.high:
+            return f"must be <= {_fmt(self.high)}"
+        return None
 
-    def allows(self, value: float) -> bool:
-        """Whether one number is inside the range (NaN never is)."""
-        if isinstance(value, float) and not math.isfinite(value):
-            return False
-        above = value > self.low if self.open_low else value >= self.low
-        return above and value <= self.high
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else f"{bound:g}"
 
 
 # Every numeric field of every section. A rule whose field does not exist is a bug that
@@ -109,10 +110,17 @@ RULES: dict[str, Range] = {
 _AXIS_LENGTH = {"audio": "window", "signal": "window", "image": "image_size"}
 
 
-def short(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters (a 400-digit number stays readable)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 6, 6
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
+
+
+def short(value: Any) -> str:
+    """A short ``repr`` for messages: a 400-digit number or a nested bomb stays one line."""
+    try:
+        return _REPR.repr(value)
+    except (ValueError, RecursionError):  # ints past Python's digit limit, deep nesting
+        return f"<a {type(value).__name__} too large to show>"
 
 
 def check_section(name: str, section: Any) -> None:
@@ -135,14 +143,11 @@ def check_section(name: str, section: Any) -> None:
             count = f"exactly {rule.items}" if rule.items else f"1 to {rule.max_items}"
             if (rule.items and len(value) != rule.items) or not 0 < len(value) <= rule.max_items:
                 raise ConfigError(f"{key} needs {count} values, got {short(value)}")
-            bad = [v for v in value if not rule.allows(v)]
-            if bad:
-                raise ConfigError(
-                    f"{key}={short(value)}: every value must be {rule.describe()}, "
-                    f"got {short(bad[0])}"
-                )
-        elif not rule.allows(value):
-            raise ConfigError(f"{key} must be {rule.describe()}, got {short(value)}")
+            for i, item in enumerate(value):
+                if (problem := rule.problem(item)) is not None:
+                    raise ConfigError(f"{key}[{i}] {problem}, got {short(item)} in {short(value)}")
+        elif (problem := rule.problem(value)) is not None:
+            raise ConfigError(f"{key} {problem}, got {short(value)}")
 
 
 def check_geometry(config: Config) -> None:
@@ -168,10 +173,10 @@ def check_geometry(config: Config) -> None:
     except (ValueError, TypeError, ZeroDivisionError, IndexError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"model: these settings do not build a model: {first}") from None
-    key = _AXIS_LENGTH[config.data.kind]
+    key = _AXIS_LENGTH[config.model.modality]
     length = int(getattr(config.data, key))
     steps = int(model.encoder.output_lengths(torch.tensor([length]))[0])
-    unit = "pixel rows" if config.data.kind == "image" else "samples"
+    unit = "pixel rows" if key == "image_size" else "samples"
     if steps < 1:
         raise ConfigError(
             f"data.{key}={length} {unit} is shorter than the encoder's receptive field "

@@ -9,6 +9,7 @@ in a checkpoint can run code.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -20,11 +21,13 @@ from torch import nn
 
 from cpc.config import Config, ConfigError, build_model
 from cpc.models.cpc import CPCModel
+from cpc.safe_load import UnsafeCheckpointError, check_weights
 
 WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
+MAX_META_BYTES = 16 << 20
 
 
 class CheckpointError(RuntimeError):
@@ -87,13 +90,41 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     _, meta_path = resolve(path)
     if not meta_path.is_file():
         raise CheckpointError(f"{meta_path}: missing; it holds the config the model needs")
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError(f"{meta_path}: {meta_path.stat().st_size} bytes is too large")
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{meta_path}: not readable JSON ({err})") from err
+    except RecursionError:
+        raise CheckpointError(f"{meta_path}: nested too deeply to be checkpoint metadata") from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError, JSONDecodeError, long ints
+        raise CheckpointError(f"{meta_path}: not readable JSON ({err})") from None
     if not isinstance(meta, dict) or "config" not in meta:
         raise CheckpointError(f"{meta_path}: no 'config' entry")
     return meta
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, as hex."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verify_files(ckpt_dir: Path, meta: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Compare files with the checksums ``meta.json`` recorded (older checkpoints: none).
+
+    Raises:
+        CheckpointError: A file changed or was damaged after it was saved.
+
+    """
+    sums = meta.get("sha256")
+    if not isinstance(sums, dict):
+        return
+    for name in names:
+        if name in sums and file_sha256(ckpt_dir / name) != sums[name]:
+            raise CheckpointError(
+                f"{ckpt_dir / name}: contents differ from the checksum saved with it "
+                "(damaged or changed after saving)"
+            )
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:
@@ -138,14 +169,42 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
 
     """
     weights, _ = resolve(path)
-    meta = read_meta(path)
-    try:
-        config = Config.from_dict(meta["config"])
-    except ConfigError as err:
-        raise CheckpointError(f"{weights.parent / META}: bad config: {err}") from err
+    config, meta = checked_config(path)
+    if weights.name == WEIGHTS:
+        verify_files(weights.parent, meta, (WEIGHTS,))
     model = build_model(config.model)
     load_weights(model, weights)
     from cpc.hub import hub_config  # the training config and data facts, for the Hub
 
     model.hub_config = hub_config(dataclasses.asdict(config.model), meta)
     return model.to(device).eval()
+
+
+def checked_config(path: str | Path) -> tuple[Config, dict[str, Any]]:
+    """A checkpoint's config, validated and matched with its weight file's header.
+
+    Nothing is allocated: the config's sizes are range-checked, and the tensor names and
+    shapes of the model it describes (built on the meta device) are compared with the
+    safetensors header (:mod:`cpc.safe_load`).
+
+    Returns:
+        The config and the whole ``meta.json``.
+
+    Raises:
+        CheckpointError: Bad metadata or a config that does not match the weights.
+
+    """
+    weights, meta_path = resolve(path)
+    meta = read_meta(path)
+    if not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{meta_path}: 'config' is not a mapping")
+    try:
+        config = Config.from_dict(meta["config"])
+        check_weights(weights, config.model)
+    except ConfigError as err:
+        raise CheckpointError(f"{meta_path}: bad config: {err}") from None
+    except UnsafeCheckpointError as err:
+        raise CheckpointError(str(err)) from None
+    except OSError as err:
+        raise CheckpointError(f"{weights}: cannot read ({err.strerror})") from None
+    return config, meta

@@ -23,7 +23,9 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +43,14 @@ from cpc.loading import (
     WEIGHTS,
     CheckpointError,
     checkpoint_dir,
+    file_sha256,
     latest_checkpoint,
     list_checkpoints,
     load_model,
     load_weights,
     read_meta,
     resolve,
+    verify_files,
 )
 from cpc.version import __version__
 
@@ -62,16 +66,20 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "load_model",
+    "load_newest_valid",
     "load_train_state",
     "load_weights",
     "read_meta",
     "rng_state",
     "save_checkpoint",
+    "set_aside",
     "set_rng_state",
     "state_dict_cpu",
 ]
 
 FORMAT_VERSION = 1
+# ".tmp-step_00000100-1234@host": the pid and host of the process writing it.
+_OWNER = re.compile(r"-(\d+)(?:@(.+))?$")
 
 
 @dataclass
@@ -161,9 +169,39 @@ def _fsync(path: Path) -> None:
 
 def _remove(path: Path) -> None:
     """Rename ``path`` out of the way (atomic), then delete it."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    owner = f"{os.getpid()}@{socket.gethostname()}"
+    trash = path.with_name(f".trash-{path.name}-{time.monotonic_ns()}-{owner}")
     os.replace(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Delete ``.tmp-*``/``.trash-*`` folders of processes that are gone.
+
+    Only folders written on this host by a process that no longer runs (or by this
+    process) are removed: another live process's temporary checkpoint is never
+    touched, even if two runs share a directory despite the run lock (which prevents
+    that), and a folder from another host is left alone since its owner cannot be
+    checked from here.
+    """
+    host = socket.gethostname()
+    for leftover in [*root.glob(".tmp-*"), *root.glob(".trash-*")]:
+        match = _OWNER.search(leftover.name)
+        if match is None or (match.group(2) or host) != host:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not _alive(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -203,12 +241,11 @@ def save_checkpoint(
     """
     root = checkpoint_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    for leftover in root.glob(".tmp-*"):  # a previous run killed while saving
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in root.glob(".trash-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    _remove_leftovers(root)
     final = root / f"step_{state.step:08d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}@{socket.gethostname()}"
+    if tmp.exists():  # this process failed while saving this step before
+        shutil.rmtree(tmp)
     tmp.mkdir()
     safetensors.torch.save_file(state_dict_cpu(model), str(tmp / WEIGHTS))
     train_state = {
@@ -224,6 +261,7 @@ def save_checkpoint(
     }
     torch.save(train_state, tmp / TRAIN_STATE)
     meta = {
+        "sha256": {name: file_sha256(tmp / name) for name in (WEIGHTS, TRAIN_STATE)},
         "format": FORMAT_VERSION,
         "step": state.step,
         "epoch": state.epoch,
@@ -255,11 +293,14 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(Path(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's message suggests retrying with weights_only=False, which would run
+        # whatever the file holds: name what was found, never that advice.
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = f" (it asks for {found.group(1)})" if found else ""
         raise CheckpointError(
-            f"{path}: refused to load: it contains pickled objects other than tensors and "
-            f"plain values, which could run code (weights_only=True rejected it: "
-            f"{str(err).splitlines()[0]})"
-        ) from err
+            f"{path}: refused to load: it holds pickled objects other than tensors and "
+            f"plain values, which could run code{what}; a cpc checkpoint never does"
+        ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable training state ({err})") from err
     if not isinstance(data, dict) or not {"optimizer", "state"} <= set(data):
@@ -295,7 +336,8 @@ def load_checkpoint(
     if not (ckpt_dir / TRAIN_STATE).is_file():
         raise CheckpointError(f"{ckpt_dir}: no {TRAIN_STATE}: not a training checkpoint")
     meta = read_meta(ckpt_dir)
-    data = load_train_state(ckpt_dir / TRAIN_STATE)
+    data = load_train_state(ckpt_dir / TRAIN_STATE)  # first: a crafted pickle is named
+    verify_files(ckpt_dir, meta, (WEIGHTS, TRAIN_STATE))
     if model is not None:
         load_weights(model, weights)
     if optimizer is not None:
@@ -306,3 +348,49 @@ def load_checkpoint(
     elapsed = float(raw.get("elapsed", 0.0))
     state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]), elapsed)
     return Checkpoint(ckpt_dir, state, meta, list(data.get("rng") or []))
+
+
+def load_newest_valid(
+    out_dir: str | Path,
+    *,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[Checkpoint | None, list[tuple[Path, str]]]:
+    """Load the newest checkpoint of a run that verifies, skipping damaged newer ones.
+
+    Each candidate is read whole (metadata, checksums, training state, weights) before
+    the next older one is tried, so a truncated or altered newest checkpoint costs its
+    steps, not the run.
+
+    Returns:
+        The checkpoint loaded (None when the run has none) and the newer ones skipped,
+        each with the reason.
+
+    Raises:
+        CheckpointError: Checkpoints exist but none verifies (every reason named).
+
+    """
+    skipped: list[tuple[Path, str]] = []
+    for path in reversed(list_checkpoints(out_dir)):
+        try:
+            ckpt = load_checkpoint(path, model=model, optimizer=optimizer, scaler=scaler)
+        except CheckpointError as err:
+            skipped.append((path, str(err)))
+            continue
+        return ckpt, skipped
+    if skipped:
+        reasons = "; ".join(f"{p.name}: {why}" for p, why in skipped)
+        raise CheckpointError(f"no checkpoint in {checkpoint_dir(out_dir)} verifies: {reasons}")
+    return None, skipped
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint to ``step_XXXXXXXX.corrupt`` (kept, but never resumed
+    from, pruned or loaded again).
+    """
+    aside = path.with_name(f"{path.name}.corrupt")
+    if aside.exists():
+        _remove(aside)
+    os.replace(path, aside)
+    return aside

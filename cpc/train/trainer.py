@@ -37,17 +37,20 @@ import yaml
 from torch import nn
 
 from cpc.config import Config, ConfigError, build_model
+from cpc.config_checks import check_runnable
 from cpc.data.seeds import mix_seed
 from cpc.train import distributed
 from cpc.train.checkpoint import (
     TrainState,
     latest_checkpoint,
-    load_checkpoint,
+    load_newest_valid,
     rng_state,
     save_checkpoint,
+    set_aside,
     set_rng_state,
 )
 from cpc.train.loaders import SkipBatches, TrainData, build_data, make_loader, skip_summary
+from cpc.train.lock import RunLock
 from cpc.train.metrics import RunLog
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
 from cpc.train.steps import (
@@ -112,11 +115,34 @@ def train(config: Config, *, on_step: StepHook | None = None) -> TrainResult:
         ConfigError: Inconsistent settings.
 
     """
+    check_runnable(config)
     info = distributed.setup(config.run.device)
     try:
-        return _train(config, info, on_step)
+        with _locked(config.run.out_dir, info):
+            return _train(config, info, on_step)
     finally:
         distributed.teardown(info)
+
+
+@contextlib.contextmanager
+def _locked(out_dir: str, info: distributed.DistInfo) -> Iterator[None]:
+    """Hold ``out_dir``'s run lock (rank 0 takes it; every rank stops if it cannot)."""
+    lock = RunLock(out_dir) if info.is_main else None
+    error: ConfigError | None = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except ConfigError as err:
+            error = err
+    if info.world_size > 1 and distributed.any_true(error is not None, info.device):
+        raise error or ConfigError(f"run.out_dir={out_dir}: rank 0 could not lock it")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _resume(
@@ -135,7 +161,13 @@ def _resume(
             f"{out_dir} already holds checkpoints (newest {latest.name}) and run.resume is "
             "false: pick another run.out_dir, delete them, or set run.resume=true"
         )
-    ckpt = load_checkpoint(latest, model=model, optimizer=optimizer, scaler=scaler)
+    ckpt, skipped = load_newest_valid(out_dir, model=model, optimizer=optimizer, scaler=scaler)
+    assert ckpt is not None  # checkpoints exist, so one loaded or an error was raised
+    distributed.barrier()  # every process has read before rank 0 renames
+    for path, reason in skipped:
+        aside = set_aside(path) if info.is_main else path
+        logger.warning("skipped checkpoint %s: %s; set aside as %s", path.name, reason, aside.name)
+    latest = ckpt.path
     saved = ckpt.meta.get("config", {})
     for section in ("model", "data"):
         now = getattr(config, section).__dict__

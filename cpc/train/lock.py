@@ -1,0 +1,112 @@
+"""One training process per run directory: a lock file held with ``flock``.
+
+``run.out_dir/.lock`` is opened and locked with ``fcntl.flock(LOCK_EX | LOCK_NB)``; the
+holder writes its pid, host and start time into it. The kernel releases the lock when
+the holder exits in any way (including ``kill -9``), so a lock whose process is gone is
+simply free and the next run takes it over, saying whose it was. A second run on a busy
+directory refuses at once with one line naming the holder, before it reads any data or
+writes anything. (On NFS, Linux maps ``flock`` onto byte-range locks that the server
+arbitrates between clients.)
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from cpc.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+
+
+class RunBusyError(ConfigError):
+    """Another live process holds the run directory's lock; the message names it."""
+
+
+def _holder(text: str) -> str:
+    """'pid 123 on host h since T' from a lock file's contents (best effort)."""
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} on host {info['host']} (since {info['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "an unknown process"
+
+
+class RunLock:
+    """Exclusive lock of a run directory for the lifetime of a training run.
+
+    Usage: ``with RunLock(out_dir): ...``. The lock file stays behind after release (it
+    is only a name to lock); its contents describe the last holder.
+
+    Raises (on enter):
+        RunBusyError: Another live process holds the lock.
+        ConfigError: The directory cannot be created or written (read-only, a file).
+
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise; a stale holder (process gone) is replaced."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise ConfigError(
+                f"run.out_dir={self.out_dir}: cannot write there ({err.strerror or err})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            previous = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise RunBusyError(
+                    f"run.out_dir={self.out_dir} is in use by {_holder(previous)}: wait for "
+                    "it to finish or pick another run.out_dir"
+                ) from None
+            raise ConfigError(f"{self.path}: cannot lock ({err.strerror})") from None
+        previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        if previous:
+            logger.info("taking over %s left by %s, which has exited", self.path, _holder(previous))
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(sys.argv)[:500],
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
