@@ -32,11 +32,14 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    from cpc.cli_checks import check_output_dir, parse_device, prepare_output_dir
     from cpc.data.recipe import DataInfo, ExtractOptions
     from cpc.data.registry import get_recipe
     from cpc.loading import load_model, read_meta
 
-    model = load_model(args.checkpoint).to(args.device)
+    device = parse_device(args.device)
+    check_output_dir(args.output, overwrite=args.overwrite)
+    model = load_model(args.checkpoint).to(device)
     meta = read_meta(args.checkpoint)
     recipe = get_recipe(meta["config"]["model"]["modality"])
     # The training data's facts (rate, channels, statistics, image size) are saved in
@@ -60,6 +63,7 @@ def _extract(args: argparse.Namespace) -> int:
             return 2
         piece = max(1, round(args.stream / 1000 / info.seconds_per_sample))
     options = ExtractOptions(info, args.layer, chunk, args.single_array, stream_samples=piece)
+    prepare_output_dir(args.output, overwrite=args.overwrite)
     start = time.perf_counter()
     index = recipe.extract(model, dataset, args.output, options)
     written = len(index.read_text().splitlines()) - 1  # rows, never more than files read
@@ -72,15 +76,17 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from cpc.loading import load_model, read_meta
+    from cpc.loading import checked_config
+    from cpc.safe_load import skeleton
 
-    meta = read_meta(args.checkpoint)
-    model = load_model(args.checkpoint)
+    # Nothing is allocated: the config is validated and matched with the weight file's
+    # header, and the model is described from a meta-device skeleton.
+    config, meta = checked_config(args.checkpoint)
+    model = skeleton(config.model)
     params = sum(p.numel() for p in model.parameters())
-    config = meta.get("config", {})
     print(f"checkpoint: {meta.get('path', args.checkpoint)}")
     print(f"step: {meta.get('step')}   cpc version: {meta.get('cpc_version')}")
-    print(f"model: {config.get('model', {}).get('modality')}  parameters: {params:,}")
+    print(f"model: {config.model.modality}  parameters: {params:,}")
     print(f"offsets: {model.offsets}   downsampling: {model.downsampling}")
     print(f"encoder out_dim: {model.encoder.out_dim}   context out_dim: {model.context.out_dim}")
     if args.json:
@@ -305,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a folder holding earlier features"
+    )
     p.set_defaults(func=_extract)
 
     convert = sub.add_parser("convert", help="import a model trained elsewhere").add_subparsers(
@@ -427,13 +436,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cpc.config import ConfigError
     from cpc.data.errors import DataError
     from cpc.loading import CheckpointError
+    from cpc.train.steps import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError, FileExistsError) as err:
-        print(f"cpc {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError) as err:
+        message = str(err)
+    except OSError as err:  # a path the user gave: missing, a folder, not writable...
+        where = f"{err.filename}: " if err.filename else ""
+        message = f"{where}{err.strerror or err}"
+    line = " ".join(part.strip() for part in message.splitlines())
+    print(f"cpc {args.command}: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
