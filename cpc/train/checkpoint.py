@@ -295,7 +295,7 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as err:
         # torch's message suggests retrying with weights_only=False, which would run
         # whatever the file holds: name what was found, never that advice.
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
         what = f" (it asks for {found.group(1)})" if found else ""
         raise CheckpointError(
             f"{path}: refused to load: it holds pickled objects other than tensors and "

@@ -58,28 +58,29 @@ class RunLock:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / LOCK_NAME
         self._fd: int | None = None
+        self._made_dir = self._made_file = False
 
     def acquire(self) -> None:
         """Take the lock or raise; a stale holder (process gone) is replaced."""
+        self._made_dir = not self.out_dir.exists()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            for _ in range(10):  # the file may be replaced between open and flock
+                fd = self._lock_file()
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                if same:
+                    break
+                os.close(fd)
+            else:
+                raise ConfigError(f"{self.path}: keeps changing; is another run starting?")
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: removed while locking; try again") from None
         except OSError as err:
             raise ConfigError(
                 f"run.out_dir={self.out_dir}: cannot write there ({err.strerror or err})"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            previous = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-            os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                raise RunBusyError(
-                    f"run.out_dir={self.out_dir} is in use by {_holder(previous)}: wait for "
-                    "it to finish or pick another run.out_dir"
-                ) from None
-            raise ConfigError(f"{self.path}: cannot lock ({err.strerror})") from None
         previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        self._made_file = not previous
         if previous:
             logger.info("taking over %s left by %s, which has exited", self.path, _holder(previous))
         info = {
@@ -92,12 +93,42 @@ class RunLock:
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
 
+    def _lock_file(self) -> int:
+        """Open and flock the lock file; RunBusyError when a live process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            previous = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise RunBusyError(
+                    f"run.out_dir={self.out_dir} is in use by {_holder(previous)}: wait for "
+                    "it to finish or pick another run.out_dir"
+                ) from None
+            raise
+        return fd
+
     def release(self) -> None:
-        """Give the lock up (idempotent)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        """Give the lock up (idempotent).
+
+        A run that stopped before writing anything leaves nothing behind: the lock file
+        (and the directory) are removed when this lock created them and the directory
+        holds nothing else. Acquirers check that the file they locked is still the one
+        at the path, so removing it cannot let two runs in.
+        """
+        if self._fd is None:
+            return
+        try:
+            if self._made_file and {p.name for p in self.out_dir.iterdir()} == {LOCK_NAME}:
+                self.path.unlink()
+                if self._made_dir:
+                    self.out_dir.rmdir()
+        except OSError:
+            pass  # leaving an empty lock behind is harmless
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
 
     def __enter__(self) -> RunLock:
         self.acquire()
