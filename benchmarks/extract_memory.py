@@ -45,14 +45,15 @@ def write_recording(path: Path, hours: float, seed: int = 0) -> None:
             f.write((tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32))
 
 
-def make_checkpoint(folder: Path) -> Path:
-    """A run directory holding the small speech preset with random weights."""
+def make_checkpoint(folder: Path, overrides: list[str]) -> Path:
+    """A run directory holding the small speech preset (with overrides), random weights."""
     import torch
 
     from cpc.config import build_model, load_config
     from cpc.train.checkpoint import TrainState, save_checkpoint
 
-    config = load_config(ROOT / "configs" / "speech_small_cpu.yaml", [f"run.out_dir={folder}"])
+    preset = ROOT / "configs" / "speech_small_cpu.yaml"
+    config = load_config(preset, [*overrides, f"run.out_dir={folder}"])
     torch.manual_seed(0)
     model = build_model(config.model)
     optimizer = torch.optim.AdamW(model.parameters())
@@ -106,10 +107,17 @@ def main() -> None:
     parser.add_argument("--via", choices=sorted(CHILD), default="cli")
     parser.add_argument("--work", type=Path, default=Path("/tmp/cpc-extract-memory"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        help="model overrides, e.g. model.channels=16 model.context_dim=16 (a cheaper model "
+        "for a busy machine: memory is flat either way, time is not)",
+    )
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    checkpoint = make_checkpoint(args.work / "run")
+    checkpoint = make_checkpoint(args.work / "run", args.set)
     rows = []
     for hours in args.hours:
         folder = args.work / f"audio_{hours:g}h"
@@ -126,7 +134,9 @@ def main() -> None:
         "command": command,
         "via": args.via,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "model": "speech_small_cpu preset (random weights), GRU context, --chunk-steps 1000",
+        "model": "speech_small_cpu preset (random weights)"
+        + (f" with {' '.join(args.set)}" if args.set else "")
+        + ", GRU context, --chunk-steps 1000",
         "input": f"{RATE} Hz mono PCM16 WAV, resampled to 16 kHz",
         "rows": rows,
     }
