@@ -1,5 +1,9 @@
 """Feature extraction from trained models, in chunks for long recordings.
 
+Files that a data set can deliver as blocks (audio: :class:`cpc.data.blocks.AudioBlocks`)
+are read, encoded and written block by block (:mod:`cpc.feature_files`): memory does
+not grow with the recording. Other items are read whole and encoded in chunks.
+
 A latent ``j`` of a 1-D encoder sees input samples ``[j * D, j * D + R)`` (``D`` the
 downsampling, ``R`` the receptive field; the convolutions are unpadded). So a recording
 can be encoded chunk by chunk, each chunk starting at a multiple of ``D`` and overlapping
@@ -26,7 +30,8 @@ import torch
 from torch import Tensor
 
 from cpc.data.errors import DataError
-from cpc.data.recipe import FileItems
+from cpc.data.recipe import FileItems, StreamedItems
+from cpc.feature_files import can_stream, write_features
 from cpc.models.cpc import CPCModel
 from cpc.streaming import stream_sequence
 
@@ -120,6 +125,33 @@ def _rows(
     return rows
 
 
+def _streamed_rows(
+    model: CPCModel,
+    dataset: StreamedItems,
+    out: Path,
+    layer: Layer,
+    chunk_steps: int | None,
+) -> list[Any]:
+    """Rows of files read block by block and written chunk by chunk (bounded memory).
+
+    A file failing half-way (a NaN at 40 minutes, a truncated file) is reported and its
+    partial features are removed: no row, as for a file failing at once.
+    """
+    rows = []
+    for n, path in enumerate(dataset.paths):
+        name = f"{n:06d}_{Path(path).stem}.npy"
+        try:
+            blocks = dataset.stream(n)
+            steps, dim = write_features(
+                model, blocks, blocks.length, out / name, layer, chunk_steps
+            )
+        except DataError as err:
+            dataset.report.skip(err.path, err.reason)
+            continue
+        rows.append((path, name, steps, dim))
+    return rows
+
+
 def _write_index(out: Path, header: list[str], rows: list[Any], meta: dict[str, Any]) -> Path:
     with open(out / "index.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -156,7 +188,12 @@ def extract_dataset(
         np.save(out / name, feats.float().cpu().numpy())
         return (item["path"], name, feats.shape[0], feats.shape[1])
 
-    rows = _rows(dataset, compute)
+    if isinstance(dataset, StreamedItems) and can_stream(model):
+        if stream_samples is not None:  # pieces as live input would come: same features
+            chunk_steps = max(1, stream_samples // model.downsampling)
+        rows = _streamed_rows(model, dataset, out, layer, chunk_steps)
+    else:
+        rows = _rows(dataset, compute)
     downsampling, field = _geometry(model)
     left = model.encoder.left_padding
     meta = {

@@ -376,15 +376,16 @@ def test_oversized_safetensors_header(trained: Path, tmp_path: Path, capsys) -> 
 
 
 def test_meta_bomb_in_a_memory_limited_process(trained: Path, tmp_path: Path) -> None:
-    """The real entry point under a 3 GB address-space limit: an attempt to build the
-    model of ``channels: 1e9`` (40+ GB) would die; the check must refuse first."""
+    """The real entry point under a 16 GB address-space limit (imports map several GB of
+    libraries): building the model this meta.json describes (60000 channels, about 400
+    GB) would die; the header check must refuse first."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     ckpt = run / "checkpoints" / "step_00000002"
     _edit_meta(ckpt, _meta_with(trained, channels=60_000, context_dim=60_000))
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
 
     proc = subprocess.run(
         [sys.executable, "-m", "cpc.cli", "info", str(ckpt)],
@@ -402,12 +403,12 @@ def test_meta_bomb_in_a_memory_limited_process(trained: Path, tmp_path: Path) ->
 def test_info_reads_a_good_checkpoint_without_building_weights(
     trained: Path, capsys, monkeypatch
 ) -> None:
-    import cpc.train.checkpoint
+    import cpc.loading
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("info built the model")
 
-    monkeypatch.setattr(cpc.train.checkpoint, "build_model", forbidden)
+    monkeypatch.setattr(cpc.loading, "build_model", forbidden)
     assert main(["info", str(trained)]) == 0
     out = capsys.readouterr().out
     assert "step: 2" in out and "parameters:" in out
@@ -491,3 +492,53 @@ def test_weights_file_is_loaded_only_after_the_header_matches(trained: Path) -> 
         str(trained / "checkpoints/step_00000002/model.safetensors")
     )
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+# --- data: extraction never substitutes, files counted once, odd folder entries ----
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three good files, two that pass the header check but fail to decode (NaN, inf
+    samples, several training windows long), a folder named like a file, a dangling
+    link and a link loop."""
+    import numpy as np
+    import soundfile as sf
+
+    root = write_wavs(tmp_path_factory.mktemp("messy"), count=3, low=3000, high=4000)
+    rng = np.random.default_rng(5)
+    for name, value in [("nan.wav", np.nan), ("inf.wav", np.inf)]:
+        x = (0.1 * rng.standard_normal(12000)).astype(np.float32)
+        x[9000::500] = value  # from 0.56 s on: the first blocks decode fine
+        sf.write(root / "spk0" / name, x, 16000, subtype="FLOAT")
+    (root / "folder.wav").mkdir()
+    os.symlink(root / "gone.wav", root / "dangling.wav")
+    os.symlink(root / "loop.wav", root / "loop.wav")
+    return root
+
+
+def test_extraction_never_substitutes(trained: Path, messy: Path, tmp_path: Path, capsys):
+    out = tmp_path / "feats"
+    argv = ["extract", "--checkpoint", str(trained), "--input", str(messy), "--output", str(out)]
+    argv += ["--chunk-steps", "7"]  # several chunks per file: a failure comes half-way
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    rows = (out / "index.csv").read_text().splitlines()[1:]
+    names = sorted(Path(row.split(",")[0]).name for row in rows)
+    assert names == ["f0.wav", "f1.wav", "f2.wav"]
+    assert f"features of {len(rows)} files written" in printed
+    assert sorted(p.name for p in out.glob("*.npy")) == sorted(r.split(",")[1] for r in rows)
+    for bad in ("nan.wav", "inf.wav", "folder.wav", "dangling.wav", "loop.wav"):
+        assert bad not in (out / "index.csv").read_text()
+    assert "skipped 5" in printed and "non-finite: 2" in printed and "not a file: 3" in printed
+
+
+def test_training_counts_each_bad_file_once(trained: Path, messy: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    argv = ["pretrain", "configs/speech_small_cpu.yaml", *FAST, "optim.max_steps=12"]
+    argv += ["data.batch_size=4", "data.val_fraction=0"]  # 12 steps: over an epoch
+    assert main([*argv, f"data.train={messy}", f"run.out_dir={run}"]) == 0
+    data = json.loads((run / "summary.json").read_text())["data"]
+    # nan.wav and inf.wav are 11 windows long each, most of them failing: each counts once.
+    assert data["skipped_by_reason"] == {"non-finite": 2, "not a file": 3}
+    assert data["skipped"] == 5

@@ -1,10 +1,12 @@
 """Speech data: records from a folder or manifest, random training windows, whole files.
 
 Files are read with soundfile (torchaudio's loader needs FFmpeg), mixed to mono by
-averaging channels, and resampled on every read with torchaudio's sinc resampler;
-nothing resampled is cached, only the filter kernel of each rate pair. A training window
-reads only the stretch of the file it needs, so minutes-long recordings cost no more
-than short ones.
+averaging channels, and resampled on every read with soxr (:mod:`cpc.data.resample`:
+time and memory bounded for every pair of rates, 44101 Hz as well as 44100); nothing
+resampled is cached. A training window reads only the stretch of the file it needs, so
+hour-long recordings cost no more than short ones, and :meth:`AudioFileDataset.stream`
+gives a whole file as checked blocks (:class:`cpc.data.blocks.AudioBlocks`) for
+extraction in bounded memory.
 
 Bad input follows :mod:`cpc.data.errors`: construction checks each file's header
 (``soundfile.info``, no decoding) and skips what is unusable; a file that only fails
@@ -16,16 +18,15 @@ Windows and whole files are the shared :mod:`cpc.data.windows` data sets over
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.transforms as AT
 
+from cpc.data.blocks import AudioBlocks
 from cpc.data.errors import DataError
+from cpc.data.resample import resample, resampled_length, source_span
 from cpc.data.sources import Record, group_rule, list_records
 from cpc.data.windows import (
     Augment,
@@ -41,10 +42,6 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 #: Receptive field, in samples, of the paper's encoder (kernels 10, 8, 4, 4, 4; strides
 #: 5, 4, 2, 2, 2): the shortest input giving one latent step. The default minimum length.
 CPC_RECEPTIVE_FIELD = 465
-
-#: Target-rate samples read on each side of a window so the resampling filter sees real
-#: neighbours; torchaudio's default filter spans only a few samples of the lower rate.
-_MARGIN = 64
 
 _SOUNDFILE_ERRORS = (RuntimeError, OSError, ValueError, EOFError, TypeError)
 
@@ -79,24 +76,6 @@ def audio_records(
     return list_records(source, AUDIO_EXTENSIONS, rule)
 
 
-@lru_cache(maxsize=8)
-def _resampler(source_rate: int, sample_rate: int) -> AT.Resample:
-    """Build (once per rate pair) the resampler whose filter kernel is kept.
-
-    Same filter as ``torchaudio.functional.resample`` with its defaults, which rebuilds
-    the kernel on every call: about three quarters of the cost of a 44.1 kHz window.
-    """
-    return AT.Resample(source_rate, sample_rate)
-
-
-def resampled_length(frames: int, source_rate: int, sample_rate: int) -> int:
-    """Count the samples at ``sample_rate`` of ``frames`` samples at ``source_rate``.
-
-    Matches the output length of ``torchaudio.functional.resample``: ``ceil``.
-    """
-    return -(-frames * sample_rate // source_rate)
-
-
 def read_audio(
     path: str, sample_rate: int, offset: int = 0, frames: int | None = None
 ) -> torch.Tensor:
@@ -126,31 +105,17 @@ def read_audio(
     try:
         info = sf.info(path)
         source_rate = int(info.samplerate)
-        total = resampled_length(int(info.frames), source_rate, sample_rate)
-        stop = total if frames is None else min(total, offset + frames)
-        # Source and target grids meet every `unit_src` / `unit_tgt` samples.
-        common = gcd(source_rate, sample_rate)
-        unit_src, unit_tgt = source_rate // common, sample_rate // common
-        margin = _MARGIN if source_rate != sample_rate else 0
-        first = max(0, offset - margin) // unit_tgt
-        last = -(-(stop + margin) // unit_tgt)
-        data, _ = sf.read(
-            path,
-            start=first * unit_src,
-            stop=min(int(info.frames), last * unit_src),
-            dtype="float32",
-            always_2d=True,
-        )
+        # Where the two rates' grids meet before the stretch (at most a second of audio
+        # earlier), with filter context on each side: equals the whole file's slice.
+        span = source_span(int(info.frames), source_rate, sample_rate, offset, frames)
+        data, _ = sf.read(path, start=span.start, stop=span.stop, dtype="float32", always_2d=True)
     except _SOUNDFILE_ERRORS as err:
         raise DataError(path, f"unreadable: {err}") from err
-    mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))
-    if not bool(torch.isfinite(mono).all()):
+    mono = np.ascontiguousarray(data.mean(axis=1, dtype=np.float32))
+    if not np.isfinite(mono).all():
         raise DataError(path, "non-finite: NaN or infinite samples")
-    if source_rate != sample_rate and mono.numel() > 0:
-        with torch.no_grad():
-            mono = _resampler(source_rate, sample_rate)(mono)
-    begin = offset - first * unit_tgt
-    return mono[begin : begin + max(0, stop - offset)].contiguous()
+    stretch = resample(mono, source_rate, sample_rate)[span.skip :][: span.count]
+    return torch.from_numpy(np.ascontiguousarray(stretch))
 
 
 class AudioSource(FileSource):
@@ -257,4 +222,11 @@ class AudioFileDataset(FileDataset):
         min_length: int = 1,
         strict: bool = False,
     ) -> None:
+        self.sample_rate = sample_rate
         super().__init__(AudioSource(records, sample_rate, min_length, strict))
+
+    def stream(self, index: int, block_seconds: float = 30.0) -> AudioBlocks:
+        """File ``index`` as checked blocks at the model's rate, read in order (bounded
+        memory for any length; the blocks equal the whole file's samples).
+        """
+        return AudioBlocks(self.source.paths[index], self.sample_rate, block_seconds)

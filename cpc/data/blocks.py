@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +21,18 @@ from cpc.data.errors import DataError
 from cpc.data.resample import StreamResampler, resampled_length
 
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)
+
+
+class Blocks(Protocol):
+    """A sequence delivered in blocks: ``length`` samples in all, known before reading.
+
+    Shape:
+        each block: ``(t,)`` or ``(t, c)``.
+    """
+
+    length: int
+
+    def __iter__(self) -> Iterator[np.ndarray]: ...
 
 
 class AudioBlocks:

@@ -80,11 +80,19 @@ class SkipReport:
     checked: int = 0
 
     def skip(self, path: str, reason: str, strict: bool = False) -> None:
-        """Record a rejected file, or raise :class:`DataError` when ``strict``."""
+        """Record a rejected file once (a file failing in many windows counts once, by
+        its first reason), or raise :class:`DataError` when ``strict``.
+        """
         if strict:
             raise DataError(path, reason)
+        if self.has(path):
+            return
         self.skipped.append((str(path), reason))
         logger.warning("skipping %s: %s", path, reason)
+
+    def has(self, path: str) -> bool:
+        """Whether ``path`` was already skipped."""
+        return any(p == str(path) for p, _ in self.skipped)
 
     def note(self, path: str, message: str) -> None:
         """Record a repair made to a file that is kept."""
@@ -143,7 +151,7 @@ def load_or_next(
     """
     for step in range(size):
         j = (index + step) % size
-        if j in bad:
+        if j in bad or report.has(path_of(j)):  # another window of a file known bad
             continue
         try:
             return load(j)

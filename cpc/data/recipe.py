@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from cpc.models.builders import HEAD_FIELDS
 
 if TYPE_CHECKING:
     from cpc.config import Config, DataConfig, ModelConfig
+    from cpc.data.blocks import Blocks
     from cpc.extract import Layer
     from cpc.models.cpc import CPCModel
 
@@ -120,6 +121,20 @@ class FileItems(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class StreamedItems(FileItems, Protocol):
+    """Whole files that can also be read as blocks, for extraction in bounded memory."""
+
+    @property
+    def paths(self) -> list[str]:
+        """The file of every item, in item order."""
+        ...
+
+    def stream(self, index: int) -> Blocks:
+        """Item ``index`` as blocks of samples whose lengths add up to ``.length``."""
+        ...
 
 
 @dataclass(frozen=True)

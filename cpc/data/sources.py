@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cpc.data.errors import DataError
+from cpc.data.scan import scan_folder
 
 GroupFn = Callable[[Path, dict[str, str]], str]
 """A group name from a file's path and its manifest row (empty for folder listings)."""
@@ -39,6 +40,8 @@ class Record:
         group: Speaker or writer name (see the module docstring).
         label: Optional label from the manifest's ``label`` column.
         duration: Optional duration in seconds from the manifest (informative only).
+        problem: Why the entry cannot be used, found while listing (a folder named
+            ``x.wav``, a dangling link, a link loop); the source reports it as skipped.
 
     """
 
@@ -46,6 +49,7 @@ class Record:
     group: str
     label: str | None = None
     duration: float | None = None
+    problem: str | None = None
 
 
 def group_rule(
@@ -119,7 +123,9 @@ def list_records(
     """
     root = Path(source)
     if root.is_dir():
-        return [Record(str(f), group(f, {})) for f in list_files(root, extensions)]
+        scan = scan_folder(root, extensions)
+        found = [Record(str(f), group(f, {})) for f in scan.files]
+        return found + [Record(path, "", problem=why) for path, why in scan.skipped]
     records = []
     for row in read_manifest(root):
         try:
@@ -139,14 +145,14 @@ def list_files(folder: str | Path, extensions: Iterable[str]) -> list[Path]:
         extensions: Suffixes with the dot (``".wav"``); matched case-insensitively.
 
     Returns:
-        The matching files in sorted order, so listings are reproducible.
+        The matching regular files in sorted order, so listings are reproducible
+        (symlinked folders followed once; see :func:`cpc.data.scan.scan_folder`).
 
     """
     root = Path(folder)
     if not root.is_dir():
         raise DataError(str(root), "not found: no such folder")
-    wanted = {ext.lower() for ext in extensions}
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in wanted and p.is_file())
+    return scan_folder(root, extensions).files
 
 
 def _delimiter(path: Path, header: str) -> str:

@@ -99,6 +99,9 @@ class FileSource:
         kept: list[tuple[Record, int]] = []
         for record in records:
             self.report.checked += 1
+            if record.problem is not None:  # found unusable while listing the folder
+                self.report.skip(record.path, record.problem, strict)
+                continue
             try:
                 length, payload = self.probe(record.path)
             except DataError as err:
