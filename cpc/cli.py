@@ -33,9 +33,10 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _extract(args: argparse.Namespace) -> int:
     from cpc.cli_checks import check_output_dir, parse_device, prepare_output_dir
+    from cpc.config import ConfigError
     from cpc.data.recipe import DataInfo, ExtractOptions
     from cpc.data.registry import get_recipe
-    from cpc.loading import load_model, read_meta
+    from cpc.loading import CheckpointError, load_model, read_meta, resolve
 
     device = parse_device(args.device)
     check_output_dir(args.output, overwrite=args.overwrite)
@@ -44,7 +45,10 @@ def _extract(args: argparse.Namespace) -> int:
     recipe = get_recipe(meta["config"]["model"]["modality"])
     # The training data's facts (rate, channels, statistics, image size) are saved in
     # the checkpoint; the recipe reads the new files the same way.
-    info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
+    try:
+        info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
+    except ConfigError as err:
+        raise CheckpointError(f"{resolve(args.checkpoint)[1]}: {err}") from None
     dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
     try:

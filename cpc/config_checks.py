@@ -47,6 +47,13 @@ class Range:
     max_items: int = _LAYERS
     items: int = 0
 
+    def describe(self) -> str:
+        """The range in words: ``in (0, 1000]`` or ``>= 1``."""
+        left = "(" if self.open_low else "["
+        if self.high >= _HUGE:
+            return f"{'>' if self.open_low else '>='} {_fmt(self.low)}"
+        return f"in {left}{_fmt(self.low)}, {_fmt(self.high)}]"
+
     def problem(self, value: float) -> str | None:
         """What is wrong with one number (``"must be >= 1"``), or None if it is allowed."""
         if isinstance(value, float) and math.isnan(value):

@@ -542,3 +542,33 @@ def test_training_counts_each_bad_file_once(trained: Path, messy: Path, tmp_path
     # nan.wav and inf.wav are 11 windows long each, most of them failing: each counts once.
     assert data["skipped_by_reason"] == {"non-finite": 2, "not a file": 3}
     assert data["skipped"] == 5
+
+
+DATA_FACTS = {
+    "rate a string": ({"sample_rate": "fast"}, "data.sample_rate"),
+    "rate zero": ({"sample_rate": 0}, "data.sample_rate"),
+    "std zero": ({"stats": {"channels": ["x"], "mean": [0.0], "std": [0.0]}}, "data.stats.std"),
+    "std NaN": ({"stats": {"channels": ["x"], "mean": [0.0], "std": [float("nan")]}}, "std"),
+    "stats short": ({"stats": {"channels": ["x", "y"], "mean": [0.0], "std": [1.0]}}, "stats"),
+    "stats a list": ({"stats": [1, 2]}, "data.stats"),
+    "channels a number": ({"channels": 5}, "data.channels"),
+    "facts a list": ([1, 2], "data=[1, 2]"),
+}
+
+
+@pytest.mark.parametrize("case", DATA_FACTS)
+def test_garbage_data_facts_are_refused(
+    case: str, trained: Path, corpus: Path, tmp_path: Path, capsys
+) -> None:
+    facts, culprit = DATA_FACTS[case]
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    ckpt = run / "checkpoints" / "step_00000002"
+    meta = json.loads((ckpt / "meta.json").read_text())
+    meta["data"] = facts
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "feats"
+    argv = ["extract", "--checkpoint", str(ckpt), "--input", str(corpus), "--output", str(out)]
+    line = refused(argv, capsys, culprit)
+    assert "meta.json" in line
+    assert not out.exists()

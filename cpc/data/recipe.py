@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from cpc.config_checks import Range
 from cpc.data.errors import EmptyDatasetError, SkipReport
 from cpc.data.signals import ChannelStats
 from cpc.data.sources import Record
@@ -80,12 +81,71 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], modality: str) -> DataInfo:
-        """Read :meth:`to_dict` output, or the untyped dict of older checkpoints."""
+        """Read :meth:`to_dict` output, or the untyped dict of older checkpoints.
+
+        The dict comes from a checkpoint (untrusted): every value is checked, and
+        normalisation statistics must be finite with positive deviations, so a damaged
+        or crafted file is refused instead of scaling features by garbage.
+
+        Raises:
+            ConfigError: A value of the wrong type or range, named ``data.key``.
+
+        """
+        if not isinstance(data, dict):
+            _refuse("data", data, "a mapping of data facts")
         known = {f for f in cls.__dataclass_fields__ if f != "modality"}
         values = {k: v for k, v in (data or {}).items() if k in known}
+        _check_facts(values)
         if values.get("stats") is not None:
             values["stats"] = ChannelStats.from_dict(values["stats"])
         return cls(modality=str(data.get("modality", data.get("kind", modality))), **values)
+
+
+def _refuse(key: str, value: Any, want: str) -> None:
+    from cpc.config import ConfigError
+    from cpc.config_checks import short
+
+    raise ConfigError(f"{key}={short(value)} in the checkpoint's data facts: need {want}")
+
+
+def _numbers(key: str, value: Any, rule: Range) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and rule.problem(v) is None
+        for v in value
+    ):
+        _refuse(key, value, f"a list of numbers {rule.describe()}")
+
+
+def _check_facts(values: dict[str, Any]) -> None:
+    """Types and ranges of :class:`DataInfo` fields read from a checkpoint."""
+    scalars = {
+        "sample_rate": Range(1, 1_000_000),
+        "rate": Range(0, 1e9, open_low=True),
+        "image_size": Range(1, 65_536),
+        "in_channels": Range(1, 65_536),
+    }
+    for key, rule in scalars.items():
+        value = values.get(key)
+        if value is not None:
+            _numbers(f"data.{key}", [value], rule)
+    for key in ("channels", "groups"):
+        value = values.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            _refuse(f"data.{key}", value, "a list of names")
+    if values.get("normalize") not in (None, "file", "none", "dataset"):
+        _refuse("data.normalize", values["normalize"], "file, none or dataset")
+    stats = values.get("stats")
+    if stats is None:
+        return
+    if not isinstance(stats, dict) or not isinstance(stats.get("channels"), list):
+        _refuse("data.stats", stats, "channels, mean and std")
+    count = len(stats["channels"])
+    _numbers("data.stats.mean", stats.get("mean"), Range(-1e30, 1e30))
+    _numbers("data.stats.std", stats.get("std"), Range(0, 1e30, open_low=True))
+    if not len(stats["mean"]) == len(stats["std"]) == count:
+        _refuse("data.stats", stats, f"{count} means and deviations, one per channel")
 
 
 class TrainSet(Protocol):
