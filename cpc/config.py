@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from cpc.config_checks import check_geometry, check_section, short
+from cpc.config_checks import check_model, check_section, short
 
 if TYPE_CHECKING:
     from cpc.models.cpc import CPCModel
@@ -240,7 +240,7 @@ class Config:
                 f"data.kind={self.data.kind!r}"
             )
         get_recipe(self.model.modality).check(self)
-        check_geometry(self)
+        check_model(self.model)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe)."""

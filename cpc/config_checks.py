@@ -21,7 +21,8 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cpc.config import Config
+    from cpc.config import Config, ModelConfig
+    from cpc.models.cpc import CPCModel
 
 _HUGE = 2**62  # counts of steps: any finite run
 _WIDTH = 65_536  # channels, dimensions, kernel sizes
@@ -157,18 +158,11 @@ def check_section(name: str, section: Any) -> None:
             raise ConfigError(f"{key} {problem}, got {short(value)}")
 
 
-def check_geometry(config: Config) -> None:
-    """Check that the described model builds and that its offsets fit in a window.
+def check_model(model: ModelConfig) -> CPCModel:
+    """Build the described model on the meta device: its shapes, no memory allocated.
 
-    The model is built on the meta device (no memory is allocated), so this is cheap
-    and safe whatever the sizes: its encoder says how many latent steps (or grid rows) a
-    training window gives, and every prediction offset must have a target inside it,
-    else that offset's accuracy would be reported as 0.0 forever.
-
-    Raises:
-        ConfigError: The builder rejects the settings, the window is shorter than the
-            encoder's receptive field, or the largest offset never fits.
-
+    Cheap and safe whatever the sizes (they are range-checked first); a combination the
+    builder rejects becomes a :class:`ConfigError`.
     """
     import torch
 
@@ -176,10 +170,30 @@ def check_geometry(config: Config) -> None:
 
     try:
         with torch.device("meta"):
-            model = build_model(config.model)
+            return build_model(model)
     except (ValueError, TypeError, ZeroDivisionError, IndexError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"model: these settings do not build a model: {first}") from None
+
+
+def check_geometry(config: Config) -> None:
+    """Check that the encoder's receptive field and every offset fit in a window.
+
+    The model's encoder (a meta-device skeleton) says how many latent steps (or grid
+    rows) a training window gives, and every prediction offset must have a target
+    inside it, else that offset's accuracy would be reported as 0.0 forever. A training
+    check only: a saved model stays usable for features whatever its window.
+
+    Raises:
+        ConfigError: The window is shorter than the encoder's receptive field, or the
+            largest offset never fits.
+
+    """
+    import torch
+
+    from cpc.config import ConfigError
+
+    model = check_model(config.model)
     key = _AXIS_LENGTH[config.model.modality]
     length = int(getattr(config.data, key))
     steps = int(model.encoder.output_lengths(torch.tensor([length]))[0])
@@ -199,19 +213,22 @@ def check_geometry(config: Config) -> None:
 
 
 def check_runnable(config: Config) -> None:
-    """What a training run needs beyond a valid config: a data source and the device.
+    """What a training run needs beyond a valid config: offsets that fit in a window
+    (:func:`check_geometry`), a data source and the device.
 
     Kept apart from the section checks because a saved config (a checkpoint's) must stay
     loadable on a machine without a GPU or without its training data.
 
     Raises:
-        ConfigError: ``data.train`` is empty, or ``run.device=cuda`` without a GPU.
+        ConfigError: Offsets that cannot fit, ``data.train`` empty, or
+            ``run.device=cuda`` without a GPU.
 
     """
     import torch
 
     from cpc.config import ConfigError
 
+    check_geometry(config)
     if not config.data.train.strip():
         raise ConfigError(
             "data.train is empty: name a folder, a manifest or a built-in source "

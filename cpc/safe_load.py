@@ -23,9 +23,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from cpc.config import ModelConfig, build_model
+from cpc.config import ModelConfig
+from cpc.config_checks import check_model
 from cpc.models.cpc import CPCModel
 
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
@@ -123,9 +122,13 @@ def _entry(path: Path, name: str, entry: object, data_bytes: int) -> TensorEntry
 
 
 def skeleton(model: ModelConfig) -> CPCModel:
-    """The model a (validated) config describes, on the meta device: shapes, no memory."""
-    with torch.device("meta"):
-        return build_model(model)
+    """The model a (validated) config describes, on the meta device: shapes, no memory.
+
+    Raises:
+        ConfigError: The builder rejects the settings.
+
+    """
+    return check_model(model)
 
 
 def check_weights(path: str | Path, model: ModelConfig) -> dict[str, TensorEntry]:
