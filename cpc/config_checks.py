@@ -78,6 +78,7 @@ RULES: dict[str, Range] = {
     "model.channels": Range(1, _WIDTH),
     "model.kernels": Range(1, _WIDTH),
     "model.strides": Range(1, _WIDTH),
+    "model.padding": Range(0, _WIDTH),
     "model.context_dim": Range(1, _WIDTH),
     "model.context_layers": Range(1, _LAYERS),
     "model.k_min": Range(1, 4096),
