@@ -8,6 +8,9 @@ ranks' losses, and since the gather sends gradients back to the rank that owns e
 latent, every rank's gradient is twice the reference's (DDP then averages them).
 """
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -83,10 +86,13 @@ def run_rank(rank, init_file, results):
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gather")
-    mp.spawn(run_rank, args=(folder / "init", folder), nprocs=2, join=True)
-    return [torch.load(folder / f"rank{r}.pt") for r in (0, 1)]
+def ranks():
+    # Not pytest's tmp_path: another pytest session on the machine prunes old basetemp
+    # folders, and deleting the rendezvous file under live Gloo processes aborts them.
+    with tempfile.TemporaryDirectory(prefix="cpc-gather-") as name:
+        folder = Path(name)
+        mp.spawn(run_rank, args=(folder / "init", folder), nprocs=2, join=True)
+        return [torch.load(folder / f"rank{r}.pt") for r in (0, 1)]
 
 
 def test_gather_pool_concatenates_in_rank_order_and_trims_padding(ranks):
