@@ -21,7 +21,7 @@ from torch import nn
 
 from cpc.config import Config, ConfigError, build_model
 from cpc.models.cpc import CPCModel
-from cpc.safe_load import UnsafeCheckpointError, check_weights
+from cpc.safe_load import UnsafeCheckpointError, check_weights, weight_mismatch
 
 WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.pt"
@@ -133,22 +133,12 @@ def load_weights(model: nn.Module, weights: str | Path) -> None:
         tensors = safetensors.torch.load_file(str(weights), device="cpu")
     except Exception as err:  # safetensors raises its own error types
         raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from err
-    expected = model.state_dict()
-    unknown = sorted(set(tensors) - set(expected))
-    missing = sorted(set(expected) - set(tensors))
-    if unknown or missing:
-        raise CheckpointError(
-            f"{weights}: weights do not match the model built from the config: "
-            f"unknown keys {unknown[:5]}{'...' if len(unknown) > 5 else ''}, "
-            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}"
-        )
-    bad = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-        for k, v in tensors.items()
-        if v.shape != expected[k].shape
-    ]
-    if bad:
-        raise CheckpointError(f"{weights}: shape mismatch: {'; '.join(bad[:5])}")
+    problem = weight_mismatch(
+        {k: tuple(v.shape) for k, v in tensors.items()},
+        {k: tuple(v.shape) for k, v in model.state_dict().items()},
+    )
+    if problem:
+        raise CheckpointError(f"{weights}: {problem}")
     model.load_state_dict(tensors, strict=True)
 
 

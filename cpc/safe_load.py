@@ -131,6 +131,35 @@ def skeleton(model: ModelConfig) -> CPCModel:
     return check_model(model)
 
 
+def weight_mismatch(
+    found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], limit: int = 5
+) -> str | None:
+    """What differs between a weight file's table and a model's, or None if nothing does.
+
+    Names are compared first (unknown and missing keys), then shapes; at most ``limit``
+    of each are named.
+    """
+
+    def head(keys: list[str]) -> str:
+        return f"{keys[:limit]}{'...' if len(keys) > limit else ''}"
+
+    unknown = sorted(set(found) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    if unknown or missing:
+        return (
+            "weights do not match the model its config describes: "
+            f"unknown keys {head(unknown)}, missing keys {head(missing)}"
+        )
+    bad = [
+        f"{k}: file {found[k]} vs model {shape}"
+        for k, shape in expected.items()
+        if found[k] != shape
+    ]
+    if bad:
+        return f"weight shapes differ from the config's model: {'; '.join(bad[:limit])}"
+    return None
+
+
 def check_weights(path: str | Path, model: ModelConfig) -> dict[str, TensorEntry]:
     """Compare a weight file's header with the model ``model`` describes; nothing loaded.
 
@@ -143,21 +172,7 @@ def check_weights(path: str | Path, model: ModelConfig) -> dict[str, TensorEntry
     """
     header = read_header(path)
     expected = {k: tuple(v.shape) for k, v in skeleton(model).state_dict().items()}
-    unknown = sorted(set(header) - set(expected))
-    missing = sorted(set(expected) - set(header))
-    if unknown or missing:
-        raise UnsafeCheckpointError(
-            f"{path}: weights do not match the model its config describes: "
-            f"unknown keys {unknown[:3]}{'...' if len(unknown) > 3 else ''}, "
-            f"missing keys {missing[:3]}{'...' if len(missing) > 3 else ''}"
-        )
-    bad = [
-        f"{k}: file {header[k].shape} vs config {shape}"
-        for k, shape in expected.items()
-        if header[k].shape != shape
-    ]
-    if bad:
-        raise UnsafeCheckpointError(
-            f"{path}: weight shapes differ from the config's model: {'; '.join(bad[:3])}"
-        )
+    problem = weight_mismatch({k: entry.shape for k, entry in header.items()}, expected)
+    if problem:
+        raise UnsafeCheckpointError(f"{path}: {problem}")
     return header
