@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import shutil
 import time
@@ -37,7 +36,7 @@ import torch
 from torch import Tensor
 
 from cpc.config import Config, ModelConfig, build_model, save_config
-from cpc.loading import META, WEIGHTS, CheckpointError
+from cpc.loading import META, WEIGHTS, CheckpointError, load_plain_torch
 from cpc.models.cpc import CPCModel
 from cpc.train.checkpoint import state_dict_cpu
 from cpc.version import __version__
@@ -81,16 +80,7 @@ class CPCAudioCheckpoint:
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(
-            f"{path}: refused: holds pickled objects other than tensors and plain values "
-            f"(weights_only=True: {first})"
-        ) from err
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable torch file ({err})") from err
+    return load_plain_torch(path, "torch file")
 
 
 def _training_file(folder: Path) -> tuple[Path, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,26 @@ def verify_files(ckpt_dir: Path, meta: dict[str, Any], names: tuple[str, ...]) -
                 f"{ckpt_dir / name}: contents differ from the checksum saved with it "
                 "(damaged or changed after saving)"
             )
+
+
+def load_plain_torch(path: str | Path, kind: str) -> Any:
+    """``torch.load(weights_only=True)`` of a file that should hold only tensors and values.
+
+    A file asking for other pickled objects is refused naming what it asks for, never
+    with torch's advice to retry with ``weights_only=False`` (which would run it); any
+    other failure names the file as not a readable ``kind``.
+    """
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" (it asks for {found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"{path}: refused to load: it holds pickled objects other than tensors and "
+            f"plain values, which could run code{what}; read with weights_only=True only"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable {kind} ({err})") from err
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import re
 import shutil
@@ -47,6 +46,7 @@ from cpc.loading import (
     latest_checkpoint,
     list_checkpoints,
     load_model,
+    load_plain_torch,
     load_weights,
     read_meta,
     resolve,
@@ -290,19 +290,7 @@ def save_checkpoint(
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
     """Read ``train_state.pt`` with ``weights_only=True``; refuse anything else."""
-    try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message suggests retrying with weights_only=False, which would run
-        # whatever the file holds: name what was found, never that advice.
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" (it asks for {found.group(1)})" if found else ""
-        raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than tensors and "
-            f"plain values, which could run code{what}; a cpc checkpoint never does"
-        ) from None
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable training state ({err})") from err
+    data = load_plain_torch(path, "training state")
     if not isinstance(data, dict) or not {"optimizer", "state"} <= set(data):
         raise CheckpointError(f"{path}: not a cpc training state (keys missing)")
     return data
