@@ -114,11 +114,6 @@ RULES: dict[str, Range] = {
     "run.max_time": Range(0, 1e12),
 }
 
-# Which data field is the input's length along the prediction axis, per data kind.
-# TODO(i9): ask the modality's data recipe instead once it exists.
-_AXIS_LENGTH = {"audio": "window", "signal": "window", "image": "image_size"}
-
-
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 6, 6
 _REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
@@ -193,12 +188,13 @@ def check_geometry(config: Config) -> None:
     import torch
 
     from cpc.config import ConfigError
+    from cpc.data.registry import get_recipe  # not at import: the recipes use this module
 
     model = check_model(config.model)
-    key = _AXIS_LENGTH[config.model.modality]
+    recipe = get_recipe(config.model.modality)
+    key, unit = recipe.length_field, recipe.length_unit
     length = int(getattr(config.data, key))
     steps = int(model.encoder.output_lengths(torch.tensor([length]))[0])
-    unit = "pixel rows" if key == "image_size" else "samples"
     if steps < 1:
         raise ConfigError(
             f"data.{key}={length} {unit} is shorter than the encoder's receptive field "

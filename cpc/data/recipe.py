@@ -226,6 +226,10 @@ class Recipe:
 
     name: str
     builder: Callable[..., CPCModel]
+    length_field: str = "window"
+    """The ``data`` field that is a training item's length along the prediction axis."""
+    length_unit: str = "samples"
+    """What that field counts, for messages."""
 
     def build_model(self, model: ModelConfig) -> CPCModel:
         """The builder called with the config's set fields it takes (others ignored)."""

@@ -153,6 +153,8 @@ class ImageRecipe(Recipe):
 
     name = "image"
     builder = staticmethod(cpc_image)
+    length_field = "image_size"
+    length_unit = "pixel rows"
 
     def check(self, config: Config) -> None:
         from cpc.config import ConfigError
