@@ -240,6 +240,9 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
     out = Path(out_dir).resolve()  # manifests hold absolute paths
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    # Taken now: the commit and tree state of the code that runs, not of whatever the
+    # checkout holds by the time a long run ends.
+    provenance = collect_provenance(command)
     phones = _corpus(
         out / "corpus", settings.corpus_minutes, settings.corpus_speakers, settings.seed
     )
@@ -341,7 +344,7 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
             {"phone, seen speakers": ablation},
             out,
             "Phone accuracy against the number of prediction steps",
-            provenance=collect_provenance(command),
+            provenance=provenance,
             notes=f"each model pretrained with the same budget: {settings.max_steps} steps"
             f" / {settings.max_time or 'no'} s limit",
             stem="table1_steps",
@@ -372,7 +375,6 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
             title="Prediction accuracy by offset",
         )
     timings["total_s"] = time.monotonic() - started
-    provenance = collect_provenance(command)
     notes = "\n".join(
         f"- {line}"
         for line in [
