@@ -181,6 +181,9 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
         context_layers=layers,
         num_offsets=int(ckpt.args.get("nPredicts", 12)),
         num_negatives=int(ckpt.args.get("negativeSamplingExt", 128)),
+        # CPC_audio draws negatives from the batch unless it sampled within sequences;
+        # said explicitly, since this package's speech default is the anchor's sequence.
+        negatives="sequence" if ckpt.args.get("samplingType") == "samesequence" else "batch",
     )
 
 

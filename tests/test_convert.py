@@ -138,3 +138,18 @@ def test_extract_intermediate_layer_chunked_and_streamed(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--layer" in err and "1..4" in err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("sampling", "mode"),
+    [(None, "batch"), ("samespeaker", "batch"), ("uniform", "batch"), ("samesequence", "sequence")],
+)
+def test_negatives_follow_cpc_audio_sampling(tmp_path, sampling, mode):
+    """CPC_audio draws negatives from the batch unless told 'samesequence': an imported
+    model trains on as CPC_audio would, not with this package's speech default."""
+    data = torch.load(FIXTURES / "default_hub" / "checkpoint.pt", weights_only=True)
+    data["config"].pop("samplingType", None)
+    if sampling is not None:
+        data["config"]["samplingType"] = sampling
+    torch.save(data, tmp_path / "hub.pt")
+    assert from_cpc_audio(tmp_path / "hub.pt").loss.negatives == mode
