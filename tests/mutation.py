@@ -73,7 +73,12 @@ TARGETS: dict[str, Target] = {
     # the per-mutant selection; it runs in the suite.
     "checkpoint": Target(
         ("cpc/train/checkpoint.py", "cpc/loading.py"),
-        ("tests/train/test_checkpoint.py", "tests/train/test_checkpoint_more.py"),
+        (
+            "tests/train/test_checkpoint.py",
+            "tests/train/test_checkpoint_more.py",
+            "tests/train/test_checkpoint_disk.py",
+            "tests/test_loading.py",
+        ),
     ),
 }
 
