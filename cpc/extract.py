@@ -43,7 +43,6 @@ def _geometry(model: CPCModel) -> tuple[int, int]:
     return model.downsampling, model.receptive_field
 
 
-@torch.no_grad()
 def extract_sequence(
     model: CPCModel,
     x: Tensor,
@@ -66,44 +65,45 @@ def extract_sequence(
         returns: (s, d) with ``s = (t - R) // D + 1``.
 
     """
-    downsampling, field = _geometry(model)
-    t = x.shape[0]
-    if t < field:
-        raise ValueError(
-            f"a sequence of {t} samples is shorter than the model's receptive field ({field})"
-        )
-    index = model.context_layer(layer)  # checks the name
-    if stream_samples is not None:
-        return stream_sequence(model, x, layer, stream_samples)
-    if chunk_steps is None:  # whole file: also right for padded (CPC_audio) encoders
-        feats, _ = model.features(x[None], layer=layer)
-        return feats[0, :, 0]
-    chunk = max(1, chunk_steps)
-    if index is not None or model.encoder.left_padding > 0:
-        # Padded layers and intermediate context layers: the streamer, which pads each
-        # layer at both ends of the file and carries every layer's state.
-        recurrent = model.context.supports_chunks
-        part = layer if recurrent or layer == "encoder" else "encoder"
-        feats = stream_sequence(model, x, part, chunk * downsampling)
-        return feats if part == layer else model.context(feats[None, :, None])[0, :, 0]
-    steps = (t - field) // downsampling + 1
-    parts: list[Tensor] = []
-    state: Any = None
-    context = model.context
-    recurrent = context.supports_chunks
-    for first in range(0, steps, chunk):
-        last = min(first + chunk, steps)  # latents [first, last)
-        piece = x[first * downsampling : (last - 1) * downsampling + field][None]
-        z, _ = model.encoder(piece)  # (1, last - first, 1, d)
-        if layer == "context" and recurrent:
-            c, state = context.forward_chunk(z, state)
-            parts.append(c[0, :, 0])
-        else:
-            parts.append(z[0, :, 0])
-    feats = torch.cat(parts)
-    if layer == "context" and not recurrent:
-        feats = model.context(feats[None, :, None])[0, :, 0]
-    return feats
+    with torch.no_grad():  # not a decorator: mutmut leaves decorated functions alone
+        downsampling, field = _geometry(model)
+        t = x.shape[0]
+        if t < field:
+            raise ValueError(
+                f"a sequence of {t} samples is shorter than the model's receptive field ({field})"
+            )
+        index = model.context_layer(layer)  # checks the name
+        if stream_samples is not None:
+            return stream_sequence(model, x, layer, stream_samples)
+        if chunk_steps is None:  # whole file: also right for padded (CPC_audio) encoders
+            feats, _ = model.features(x[None], layer=layer)
+            return feats[0, :, 0]
+        chunk = max(1, chunk_steps)
+        if index is not None or model.encoder.left_padding > 0:
+            # Padded layers and intermediate context layers: the streamer, which pads each
+            # layer at both ends of the file and carries every layer's state.
+            recurrent = model.context.supports_chunks
+            part = layer if recurrent or layer == "encoder" else "encoder"
+            feats = stream_sequence(model, x, part, chunk * downsampling)
+            return feats if part == layer else model.context(feats[None, :, None])[0, :, 0]
+        steps = (t - field) // downsampling + 1
+        parts: list[Tensor] = []
+        state: Any = None
+        context = model.context
+        recurrent = context.supports_chunks
+        for first in range(0, steps, chunk):
+            last = min(first + chunk, steps)  # latents [first, last)
+            piece = x[first * downsampling : (last - 1) * downsampling + field][None]
+            z, _ = model.encoder(piece)  # (1, last - first, 1, d)
+            if layer == "context" and recurrent:
+                c, state = context.forward_chunk(z, state)
+                parts.append(c[0, :, 0])
+            else:
+                parts.append(z[0, :, 0])
+        feats = torch.cat(parts)
+        if layer == "context" and not recurrent:
+            feats = model.context(feats[None, :, None])[0, :, 0]
+        return feats
 
 
 def _rows(
@@ -250,7 +250,6 @@ class _GridArray:
         self.array = None
 
 
-@torch.no_grad()
 def write_grid_features(
     model: CPCModel,
     dataset: FileItems,
@@ -270,26 +269,27 @@ def write_grid_features(
     Shape:
         item ``"x"``: (c, h, w); grid: (rows, cols, d); ``pooled.npy``: (n, d).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    pooled: list[np.ndarray] = []
-    grids = _GridArray(out, len(dataset)) if single_array else None
+    with torch.no_grad():  # not a decorator: mutmut leaves decorated functions alone
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        device = next(model.parameters()).device
+        pooled: list[np.ndarray] = []
+        grids = _GridArray(out, len(dataset)) if single_array else None
 
-    def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
-        feats, _ = model.features(item["x"][None].to(device), layer=layer)  # (1, r, q, d)
-        grid = feats[0].float().cpu().numpy()
+        def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
+            feats, _ = model.features(item["x"][None].to(device), layer=layer)  # (1, r, q, d)
+            grid = feats[0].float().cpu().numpy()
+            if grids is not None:
+                name = grids.add(grid)
+            else:
+                name = f"{n:06d}_{Path(str(item['path']).split('#')[0]).stem}.npy"
+                np.save(out / name, grid)
+            pooled.append(grid.mean(axis=(0, 1)))
+            return (item["path"], name, *grid.shape)
+
+        rows = _rows(dataset, compute)
         if grids is not None:
-            name = grids.add(grid)
-        else:
-            name = f"{n:06d}_{Path(str(item['path']).split('#')[0]).stem}.npy"
-            np.save(out / name, grid)
-        pooled.append(grid.mean(axis=(0, 1)))
-        return (item["path"], name, *grid.shape)
-
-    rows = _rows(dataset, compute)
-    if grids is not None:
-        grids.close()
-    np.save(out / "pooled.npy", np.stack(pooled) if pooled else np.zeros((0, 0), np.float32))
-    meta = {"layer": layer, "pooled": "pooled.npy: mean over the grid, one row per index row"}
-    return _write_index(out, ["path", "features", "rows", "cols", "dim"], rows, meta)
+            grids.close()
+        np.save(out / "pooled.npy", np.stack(pooled) if pooled else np.zeros((0, 0), np.float32))
+        meta = {"layer": layer, "pooled": "pooled.npy: mean over the grid, one row per index row"}
+        return _write_index(out, ["path", "features", "rows", "cols", "dim"], rows, meta)

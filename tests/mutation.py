@@ -67,7 +67,14 @@ TARGETS: dict[str, Target] = {
             "tests/models/test_cpc.py",
         ),
     ),
-    "extract": Target(("cpc/extract.py",), ("tests/test_extract.py",)),
+    "extract": Target(
+        ("cpc/extract.py",),
+        (
+            "tests/test_extract.py",
+            "tests/test_extract_dataset.py",
+            "tests/test_extract_images.py",  # write_grid_features through the CLI
+        ),
+    ),
     "windows": Target(("cpc/data/windows.py",), ("tests/data/test_windows.py",)),
     # test_resume.py (subprocesses killed and resumed: a minute or more) is left out of
     # the per-mutant selection; it runs in the suite.
