@@ -96,3 +96,32 @@ def test_bad_layer_names_are_refused():
             extract_sequence(model, torch.randn(3000, dtype=torch.float64), layer)
     with pytest.raises(ValueError, match="GRU/LSTM"):
         tiny("transformer").features(torch.randn(1, 3000, dtype=torch.float64), layer="context.1")
+
+
+PADDED = [("gru", "context", (3, 2, 1)), ("gru", "encoder", (3, 2, 1)),
+          ("transformer", "context", (3, 2, 1)), ("transformer", "encoder", (1, 0, 0))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("context", "layer", "padding"), PADDED)
+def test_padded_encoders_chunked_or_whole_equal_the_whole_file(context, layer, padding):
+    torch.manual_seed(0)
+    model = cpc.cpc_audio(
+        channels=8, kernels=(10, 8, 4), strides=(5, 4, 2), padding=padding, context=context,
+        context_dim=8, num_offsets=2,
+    ).double().eval()  # fmt: skip
+    wave = torch.randn(3000, dtype=torch.float64)
+    want = model.features(wave[None], layer=layer)[0][0, :, 0]
+    for chunk in (5, None, 0):  # 0: one latent per chunk
+        got = extract_sequence(model, wave, layer, chunk_steps=chunk)
+        torch.testing.assert_close(got, want)
+
+
+def test_a_sequence_of_exactly_the_receptive_field_gives_one_feature():
+    model = tiny("gru")
+    field = model.receptive_field
+    wave = torch.randn(field, dtype=torch.float64)
+    got = extract_sequence(model, wave, chunk_steps=3)
+    torch.testing.assert_close(got, model.features(wave[None])[0][0, :, 0])
+    assert got.shape == (1, 12)
+    with pytest.raises(ValueError, match=f"{field - 1} samples is shorter"):
+        extract_sequence(model, wave[:-1])

@@ -96,7 +96,10 @@ def test_whole_items_one_row_each_and_a_failing_one_is_reported_not_replaced(
     assert "left_padding" in meta["frame_rule"]
 
 
-def test_streamed_files_a_file_failing_half_way_is_reported_and_the_next_one_written(tmp_path):
+@pytest.mark.parametrize("stream_samples", [None, 333])
+def test_streamed_files_a_file_failing_half_way_is_reported_and_the_next_one_written(
+    tmp_path, stream_samples
+):
     rng = np.random.default_rng(1)
     bad = (0.1 * rng.standard_normal(9000)).astype(np.float32)
     bad[6000] = np.inf  # found while streaming, after the file was opened
@@ -106,7 +109,7 @@ def test_streamed_files_a_file_failing_half_way_is_reported_and_the_next_one_wri
     model = tiny(padding=(3, 2, 1))
     dataset = AudioFileDataset(tmp_path)
     out = tmp_path / "feats"
-    extract_dataset(model, dataset, out, layer="encoder", chunk_steps=3)
+    extract_dataset(model, dataset, out, "encoder", chunk_steps=3, stream_samples=stream_samples)
     got = rows(out)[1:]
     assert [r[:2] for r in got] == [[str(tmp_path / "b.wav"), "000001_b.npy"]]
     assert not (out / "000000_a.npy").exists()
@@ -145,15 +148,16 @@ def test_one_grids_array_equals_the_per_image_files(tmp_path, broken):
         images["img1.png"] = None
     model = tiny_image()
     write_grid_features(model, Images(images), tmp_path / "each")
-    write_grid_features(model, Images(images), tmp_path / "one", single_array=True)
-    grids = np.load(tmp_path / "one" / "grids.npy")
+    one = tmp_path / "new" / "one"  # parents made
+    write_grid_features(model, Images(images), one, single_array=True)
+    grids = np.load(one / "grids.npy")
     each = [row[1] for row in rows(tmp_path / "each")[1:]]
     assert len(grids) == len(each) == 3 - broken
     for k, name in enumerate(each):
         single = np.load(tmp_path / "each" / name)
         assert grids[k].dtype == single.dtype == np.float32
         np.testing.assert_array_equal(grids[k], single)
-    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [
+    assert sorted(p.name for p in one.iterdir()) == [
         "extract.json", "grids.npy", "index.csv", "pooled.npy"
     ]  # fmt: skip
 
@@ -161,7 +165,8 @@ def test_one_grids_array_equals_the_per_image_files(tmp_path, broken):
 def test_no_image_readable_gives_empty_arrays_and_an_index_with_no_rows(tmp_path):
     write_grid_features(tiny_image(), Images({"a.png": None}), tmp_path, single_array=True)
     grids, pooled = np.load(tmp_path / "grids.npy"), np.load(tmp_path / "pooled.npy")
-    assert (grids.shape, grids.dtype, pooled.shape) == ((0,), np.float32, (0, 0))
+    assert (grids.shape, grids.dtype) == ((0,), np.float32)
+    assert (pooled.shape, pooled.dtype) == ((0, 0), np.float32)
     assert rows(tmp_path) == [["path", "features", "rows", "cols", "dim"]]
     assert json.loads((tmp_path / "extract.json").read_text())["files"] == 0
 
@@ -177,3 +182,22 @@ def test_grids_beyond_one_copy_block_keep_every_row(tmp_path, count, capacity):
     assert got.shape == (count, 1, 2, 1) and got.dtype == np.float32
     np.testing.assert_array_equal(got[:, 0, 0, 0], np.arange(count))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grids.npy"]
+
+
+def test_images_of_one_file_get_plain_names_and_the_layer_asked_for(tmp_path):
+    # An IDX set holds many images in one file: their paths are "file#k".
+    rng = np.random.default_rng(3)
+    images = {f"t10k-images-idx3-ubyte#{k}": rng.standard_normal((1, 20, 20)) for k in range(2)}
+    images = {path: image.astype(np.float32) for path, image in images.items()}
+    model = tiny_image()
+    write_grid_features(model, Images(images), tmp_path, layer="encoder")
+    got = rows(tmp_path)[1:]
+    names = [row[1] for row in got]
+    assert names == ["000000_t10k-images-idx3-ubyte.npy", "000001_t10k-images-idx3-ubyte.npy"]
+    for (path, name, *_), (key, image) in zip(got, images.items(), strict=True):
+        assert path == key
+        with torch.no_grad():
+            want = model.features(torch.from_numpy(image)[None], layer="encoder")[0][0]
+        np.testing.assert_allclose(np.load(tmp_path / name), want.numpy(), rtol=1e-5, atol=1e-6)
+    meta = json.loads((tmp_path / "extract.json").read_text())
+    assert (meta["layer"], meta["files"]) == ("encoder", 2) and "pooled" in meta
