@@ -139,13 +139,22 @@ def load_plain_torch(path: str | Path, kind: str) -> Any:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" (it asks for {found.group(1)})" if found else ""
+        if found is None:  # damaged bytes ("Unsupported operand ..."), not a request
+            raise CheckpointError(
+                f"{path}: not a readable {kind} (damaged or not a PyTorch file)"
+            ) from None
         raise CheckpointError(
             f"{path}: refused to load: it holds pickled objects other than tensors and "
-            f"plain values, which could run code{what}; read with weights_only=True only"
+            f"plain values, which could run code (it asks for {found.group(1)}); "
+            "read with weights_only=True only"
         ) from None
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
+    except OSError as err:
         raise CheckpointError(f"{path}: not a readable {kind} ({err})") from err
+    except Exception as err:  # junk bytes raise KeyError, IndexError, ... from the unpickler
+        detail = " ".join([type(err).__name__, *str(err).splitlines()[:1]])
+        raise CheckpointError(
+            f"{path}: not a readable {kind} (damaged or not a PyTorch file: {detail})"
+        ) from err
 
 
 def load_weights(model: nn.Module, weights: str | Path) -> None:

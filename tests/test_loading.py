@@ -56,11 +56,21 @@ def test_a_crafted_pickle_is_refused_naming_what_it_asks_for_whatever_the_enviro
     named = re.search(r"could run code(.*); read with", message)
     assert named is not None
     assert named.group(1) in (" (it asks for posix.system)", " (it asks for os.system)")
-    # Bytes that name no global: nothing is claimed about what they ask for.
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"garbage bytes here")
-    named = re.search(r"could run code(.*); read with", refusal(junk))
-    assert named is not None and named.group(1) == ""
+
+
+@pytest.mark.parametrize(
+    "junk", [b"garbage bytes here", b"hello world this is not a file", bytes(range(256))]
+)
+def test_damaged_bytes_are_not_a_readable_file_not_a_refusal(tmp_path, junk):
+    """Bytes that name no global are damage, not a request to run code (and never a
+    KeyError traceback from the unpickler)."""
+    path = tmp_path / "train_state.pt"
+    path.write_bytes(junk)
+    with pytest.raises(CheckpointError) as err:
+        load_plain_torch(path, "training state")
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a readable training state (damaged or not a PyTorch")
+    assert "could run code" not in message and len(message.splitlines()) == 1
 
 
 def test_meta_must_be_a_mapping_with_a_config_and_within_the_size_limit(saved, monkeypatch):
