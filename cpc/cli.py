@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+#: ``cpc table1``'s prediction-step ablation: the CPC paper's Table 1 compares these.
+ABLATION = (2, 4, 8, 12)
+
 
 def _pretrain(args: argparse.Namespace) -> int:
     import logging
@@ -186,7 +189,7 @@ def _table1(args: argparse.Namespace) -> int:
         corpus_speakers=args.speakers,
         max_steps=args.steps,
         max_time=args.max_time,
-        ablation_offsets=args.ablation,
+        ablation_offsets=[] if args.no_ablation else (args.ablation or list(ABLATION)),
         seed=args.seed,
         overrides=args.overrides,
         rows={row[0]: row[1:] for row in args.row or []},
@@ -408,7 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", type=int, default=12)
     p.add_argument("--steps", type=int, default=1500, help="pretraining steps per model")
     p.add_argument("--max-time", type=float, default=0.0, help="seconds per model (0: none)")
-    p.add_argument("--ablation", type=int, nargs="*", default=[2, 4, 8, 12])
+    p.add_argument(
+        "--ablation",
+        type=int,
+        nargs="*",
+        default=list(ABLATION),
+        metavar="K",
+        help="numbers of prediction steps to compare, one more model each (default, and "
+        "--ablation alone: 2 4 8 12)",
+    )
+    p.add_argument("--no-ablation", action="store_true", help="skip the prediction-step models")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

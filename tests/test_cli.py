@@ -56,3 +56,18 @@ def test_bad_override_is_one_clear_line(capsys):
 def test_missing_checkpoint_is_named(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nothing")]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "offsets"),
+    [([], [2, 4, 8, 12]), (["--ablation"], [2, 4, 8, 12]), (["--ablation", "3", "6"], [3, 6]),
+     (["--no-ablation"], [])],
+)  # fmt: skip
+def test_table1_ablation_flag(monkeypatch, tmp_path, flags, offsets):
+    """``--ablation`` alone asks for the default ablation; it used to switch it off."""
+    import cpc.cli
+
+    seen = {}
+    monkeypatch.setattr(cpc.cli, "_table", lambda args, settings: seen.update(s=settings) or 0)
+    main(["table1", "--out", str(tmp_path), *flags])
+    assert seen["s"].ablation_offsets == offsets
