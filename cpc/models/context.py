@@ -153,7 +153,8 @@ class TransformerContext(WholeSequenceContext):
     """Causal Transformer encoder (pre-norm) with sinusoidal positions.
 
     Positions are absolute from the start of the input, so unlike the recurrent context
-    it is not run on chunks with carried state.
+    it is not run on chunks with carried state. Defaults: 256 wide (as the paper's GRU),
+    2 layers of 4 heads, feed-forward 4 x ``dim`` (Vaswani et al. 2017), no dropout.
 
     Shape:
         z: (b, s, p, d) -> c (b, s, p, dim)
@@ -184,7 +185,8 @@ class CausalConvContext(WholeSequenceContext):
     """Stack of residual causal dilated convolutions (WaveNet / TCN style).
 
     Each block left-pads by ``(kernel - 1) * dilation``; with the default dilations
-    1, 2, 4, 8 and kernel 3 the context sees 31 steps back.
+    1, 2, 4, 8 and kernel 3 the context at step ``t`` sees the 31 steps ``t - 30 .. t``
+    (``receptive_field``). Default width 256.
 
     Shape:
         z: (b, s, p, d) -> c (b, s, p, dim)
@@ -223,7 +225,7 @@ class MaskedConvContext(WholeSequenceContext):
     over rows ``0..i``, of each row's mean over all columns, broadcast along row ``i``:
     so one block already reaches every column of every row at and above ``i``. Norms are
     per position (layer norm over channels), never over rows, which would leak the rows
-    below.
+    below. Defaults: 256 wide, 3 blocks, 2 x 3 kernels.
 
     Shape:
         z: (b, s, p, d) with s = rows, p = columns -> c (b, s, p, dim)
