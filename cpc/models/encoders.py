@@ -110,6 +110,35 @@ def norm_1d(kind: str, dim: int) -> nn.Module:
     raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
+def _tap_products(frames: Tensor, wt: Tensor, start: Tensor, steps: int, batched: bool) -> Tensor:
+    """``y[:, j] = start + sum_r frames[:, j + r] @ W_r``, the forward of :class:`_FramedConv`.
+
+    ``batched``: one batched product per tap (GPUs); otherwise one 2-D product per
+    example and tap (CPUs: oneDNN's bf16 batched product copied the expanded weight and
+    the overlapping frames first: layer 2's bf16 forward products took 123 ms of CPU
+    time, now 87; 2-D products read both in place, and float32 runs as fast as with the
+    batched product). Both are exact on every device, so both are tested on the CPU.
+
+    Shape:
+        frames: (b, f, stride c); wt: (taps, d, stride c), W_r transposed; start: (d,)
+        -> (b, steps, d)
+    """
+    b, taps, d = frames.shape[0], wt.shape[0], wt.shape[1]
+    # key: frames j + r of every example x W_r, summed over taps r
+    # (out= rather than in-place methods: torch's FLOP counter sees them)
+    if batched:
+        y = torch.baddbmm(start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1))
+        for r in range(1, taps):
+            torch.baddbmm(y, frames[:, r : r + steps], wt[r].mT.expand(b, -1, -1), out=y)
+        return y
+    y = frames.new_empty(b, steps, d)
+    for i in range(b):
+        torch.addmm(start, frames[i, :steps], wt[0].T, out=y[i])
+        for r in range(1, taps):
+            torch.addmm(y[i], frames[i, r : r + steps], wt[r].T, out=y[i])
+    return y
+
+
 class _FramedConv(torch.autograd.Function):
     """A strided convolution on channels-last input as a few large matrix products.
 
@@ -144,24 +173,7 @@ class _FramedConv(torch.autograd.Function):
         # products take it transposed at no cost.
         wt = rearrange(w, "d c (r j) -> r d (j c)", j=stride).contiguous()
         start = torch.zeros(d, dtype=x.dtype, device=x.device) if bias is None else bias
-        # key: frames j + r of every example x W_r, summed over taps r
-        # (out= rather than in-place methods: torch's FLOP counter sees them)
-        if x.device.type == "cpu":
-            # One 2-D product per example and tap: oneDNN's bf16 batched product copied
-            # the expanded weight and the overlapping frames first (layer 2's bf16
-            # forward products took 123 ms of CPU time, now 87); 2-D products read both
-            # in place, and float32 runs as fast as with the batched product.
-            y = x.new_empty(b, steps, d)
-            for i in range(b):
-                torch.addmm(start, frames[i, :steps], wt[0].T, out=y[i])
-                for r in range(1, taps):
-                    torch.addmm(y[i], frames[i, r : r + steps], wt[r].T, out=y[i])
-        else:
-            y = torch.baddbmm(
-                start.expand(b, steps, d), frames[:, :steps], wt[0].mT.expand(b, -1, -1)
-            )
-            for r in range(1, taps):
-                torch.baddbmm(y, frames[:, r : r + steps], wt[r].mT.expand(b, -1, -1), out=y)
+        y = _tap_products(frames, wt, start, steps, x.device.type != "cpu")
         ctx.save_for_backward(x, wt)
         ctx.geometry = (t, k, stride, steps, taps, f)  # type: ignore[attr-defined]
         return y

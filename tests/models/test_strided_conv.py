@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cpc.models import encoders
 from cpc.models.encoders import StridedConv1d, _FramedConv
 
 # in_channels, out_channels, kernel, stride, length: framed and unfolded paths, kernels
@@ -17,6 +18,7 @@ GEOMETRIES = [
     (1, 4, 10, 5, 37),
     (2, 3, 2, 3, 20),
     (4, 2, 7, 3, 31),
+    (4, 1, 2, 2, 5),  # the last sample is read by no window, and c == frames * stride
 ]
 
 
@@ -52,3 +54,43 @@ def test_bf16_autocast_runs_the_products_in_bf16():
         y = conv(x)
     assert y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), reference(conv, x), atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("needs", [(True, False), (False, True), (True, True)])
+def test_gradients_reach_exactly_what_asks_for_them(needs):
+    """A frozen convolution still passes the gradient to its input, and the reverse."""
+    torch.manual_seed(0)
+    conv = StridedConv1d(3, 5, 8, 4).double()
+    x = torch.randn(2, 40, 3, dtype=torch.float64, requires_grad=needs[0])
+    conv.requires_grad_(needs[1])
+    y = conv(x)
+    ref = reference(conv, x)
+    grad = torch.randn_like(y)
+    inputs = [t for t, n in [(x, needs[0]), (conv.weight, needs[1]), (conv.bias, needs[1])] if n]
+    got = torch.autograd.grad(y, inputs, grad)
+    expected = torch.autograd.grad(ref, inputs, grad)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_both_product_layouts_match_conv1d(monkeypatch, batched):
+    """The batched products (the path GPUs take) and the per-example ones (CPUs) are
+    both checked here, on the CPU: CI has no GPU."""
+    products = encoders._tap_products
+    seen = []
+
+    def forced(frames, wt, start, steps, batched_by_device):
+        seen.append(batched_by_device)
+        return products(frames, wt, start, steps, batched)
+
+    monkeypatch.setattr(encoders, "_tap_products", forced)
+    torch.manual_seed(0)
+    for c, d, k, s, t in GEOMETRIES:
+        conv = StridedConv1d(c, d, k, s).double()
+        x = torch.randn(3, t, c, dtype=torch.float64)
+        for bias in (conv.bias, None):
+            y = _FramedConv.apply(x, conv.weight, bias, s)
+            expected = F.conv1d(x.transpose(1, 2), conv.weight, bias, s).transpose(1, 2)
+            torch.testing.assert_close(y, expected)
+    assert seen == [False] * 2 * len(GEOMETRIES)  # the CPU's own choice
