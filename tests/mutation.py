@@ -56,6 +56,8 @@ TARGETS: dict[str, Target] = {
         (
             "tests/models/test_context.py",
             "tests/models/test_context_parts.py",
+            "tests/models/test_context_reference.py",
+            "tests/models/test_recurrent_layers.py",
             "tests/models/test_cpc.py",
         ),
     ),
@@ -63,6 +65,7 @@ TARGETS: dict[str, Target] = {
         ("cpc/models/encoders.py",),
         (
             "tests/models/test_encoders.py",
+            "tests/models/test_encoder_parts.py",
             "tests/models/test_strided_conv.py",
             "tests/models/test_cpc.py",
         ),

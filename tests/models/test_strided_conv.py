@@ -47,8 +47,9 @@ def test_non_contiguous_input():
     torch.testing.assert_close(conv(x), reference(conv, x))
 
 
-def test_bf16_autocast_runs_the_products_in_bf16():
-    conv = StridedConv1d(8, 16, 8, 4)
+@pytest.mark.parametrize("bias", [True, False])
+def test_bf16_autocast_runs_the_products_in_bf16(bias):
+    conv = StridedConv1d(8, 16, 8, 4, bias=bias)
     x = torch.randn(2, 64, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = conv(x)
@@ -94,3 +95,20 @@ def test_both_product_layouts_match_conv1d(monkeypatch, batched):
             expected = F.conv1d(x.transpose(1, 2), conv.weight, bias, s).transpose(1, 2)
             torch.testing.assert_close(y, expected)
     assert seen == [False] * 2 * len(GEOMETRIES)  # the CPU's own choice
+
+
+def test_onnx_export_branch_is_the_same_convolution(monkeypatch):
+    """While exporting, valid() emits one standard Conv; same values (cpc.export)."""
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    torch.manual_seed(0)
+    for c, d, k, s, t in GEOMETRIES[:3]:
+        conv = StridedConv1d(c, d, k, s).double()
+        x = torch.randn(2, t, c, dtype=torch.float64)
+        torch.testing.assert_close(conv.valid(x), reference(conv, x))
+
+
+def test_same_parameters_as_conv1d():
+    """Checkpoints of nn.Conv1d load: the same names, shapes and defaults (a bias)."""
+    ours = StridedConv1d(3, 5, 8, 4).state_dict()
+    theirs = torch.nn.Conv1d(3, 5, 8, 4).state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
