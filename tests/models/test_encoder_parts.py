@@ -19,16 +19,17 @@ from cpc.models.encoders import (
 )
 
 
-def test_channel_norm_is_a_layer_norm_over_channels():
+@pytest.mark.parametrize("eps", [None, 1e-2])
+def test_channel_norm_is_a_layer_norm_over_channels(eps):
     torch.manual_seed(0)
-    norm = ChannelNorm(6).double()
+    norm = (ChannelNorm(6) if eps is None else ChannelNorm(6, eps=eps)).double()
     with torch.no_grad():
         norm.norm.weight.normal_()
         norm.norm.bias.normal_()
     x = torch.randn(2, 5, 6, dtype=torch.float64) * 1e-3  # small: eps 1e-5 matters
     mean = x.mean(-1, keepdim=True)
     var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased, unlike UnbiasedChannelNorm
-    expected = (x - mean) / torch.sqrt(var + 1e-5) * norm.norm.weight + norm.norm.bias
+    expected = (x - mean) / torch.sqrt(var + (eps or 1e-5)) * norm.norm.weight + norm.norm.bias
     torch.testing.assert_close(norm(x), expected)
 
 

@@ -87,14 +87,16 @@ def test_both_product_layouts_match_conv1d(monkeypatch, batched):
 
     monkeypatch.setattr(encoders, "_tap_products", forced)
     torch.manual_seed(0)
-    for c, d, k, s, t in GEOMETRIES:
-        conv = StridedConv1d(c, d, k, s).double()
-        x = torch.randn(3, t, c, dtype=torch.float64)
-        for bias in (conv.bias, None):
-            y = _FramedConv.apply(x, conv.weight, bias, s)
-            expected = F.conv1d(x.transpose(1, 2), conv.weight, bias, s).transpose(1, 2)
-            torch.testing.assert_close(y, expected)
-    assert seen == [False] * 2 * len(GEOMETRIES)  # the CPU's own choice
+    for dtype in (torch.float64, torch.float32):  # float32: nothing runs in a lower precision
+        for c, d, k, s, t in GEOMETRIES:
+            conv = StridedConv1d(c, d, k, s).to(dtype)
+            x = torch.randn(3, t, c, dtype=dtype)
+            torch.testing.assert_close(conv(x), reference(conv, x))  # framed or unfolded
+            for bias in (conv.bias, None):
+                y = _FramedConv.apply(x, conv.weight, bias, s)
+                expected = F.conv1d(x.transpose(1, 2), conv.weight, bias, s).transpose(1, 2)
+                torch.testing.assert_close(y, expected)
+    assert len(seen) > 4 * len(GEOMETRIES) and not any(seen)  # the CPU chooses 2-D products
 
 
 def test_onnx_export_branch_is_the_same_convolution(monkeypatch):
