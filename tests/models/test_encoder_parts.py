@@ -15,6 +15,7 @@ from cpc.models.encoders import (
     PatchGridEncoder,
     ResBlock,
     SpectralEncoder,
+    conv_output_lengths,
     spectral_transform,
 )
 
@@ -120,6 +121,13 @@ def test_lengths_and_shortest_input_match_torch_convolutions(kernels, strides, p
     lengths = encoder.output_lengths(torch.arange(260))
     assert lengths.tolist() == expected
     assert encoder.min_samples == next(n for n, steps in enumerate(expected) if steps >= 1)
+
+
+def test_length_formula_wants_one_entry_per_layer():
+    with pytest.raises(ValueError):
+        conv_output_lengths(torch.tensor([100]), [10, 8], [5])
+    with pytest.raises(ValueError):
+        conv_output_lengths(torch.tensor([100]), [10, 8], [5, 4], padding=[3])
 
 
 def test_encoder_arguments_are_checked():
