@@ -147,3 +147,26 @@ def dropout_in_models(p: float = 0.2) -> Iterator[None]:
         yield
     finally:
         trainer.build_model = real
+
+
+@pytest.fixture
+def fresh_run(tmp_path):
+    """A tiny run's config, its model built from seed 0 (untrained) and its optimizer."""
+    from cpc.config import build_model
+    from cpc.train.schedule import build_optimizer
+
+    config = tiny_config(tmp_path / "data", tmp_path / "run")
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    return config, model, build_optimizer(model, config.optim)
+
+
+def save_step(config, model, optimizer, step, **kwargs):
+    """``save_checkpoint`` of a run at ``step`` (epoch 2, batch 1 unless ``state=`` says)."""
+    from cpc.train.checkpoint import TrainState, save_checkpoint
+
+    state = kwargs.pop("state", TrainState(step=step, epoch=2, batch_in_epoch=1))
+    return save_checkpoint(
+        config.run.out_dir, model=model, optimizer=optimizer, state=state, config=config,
+        **kwargs,
+    )  # fmt: skip

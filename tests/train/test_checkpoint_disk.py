@@ -26,29 +26,12 @@ from cpc.train.checkpoint import (
     load_train_state,
     read_meta,
     rng_state,
-    save_checkpoint,
     set_aside,
     set_rng_state,
 )
 from cpc.train.schedule import build_optimizer
 
-from .conftest import tiny_config
-
-
-@pytest.fixture
-def setup(tmp_path):
-    config = tiny_config(tmp_path / "data", tmp_path / "run")
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    return config, model, build_optimizer(model, config.optim)
-
-
-def save(config, model, optimizer, step, **kwargs):
-    state = kwargs.pop("state", TrainState(step=step, epoch=2, batch_in_epoch=1))
-    return save_checkpoint(
-        config.run.out_dir, model=model, optimizer=optimizer, state=state, config=config,
-        **kwargs,
-    )  # fmt: skip
+from .conftest import save_step, tiny_config
 
 
 def names(config):
@@ -63,10 +46,10 @@ def flip_a_weight(path: Path) -> None:
     safetensors.torch.save_file(tensors, str(path / "model.safetensors"))
 
 
-def test_layout_and_a_timestamp_with_its_zone(setup):
-    config, model, optimizer = setup
+def test_layout_and_a_timestamp_with_its_zone(fresh_run):
+    config, model, optimizer = fresh_run
     before = datetime.now(UTC)
-    path = save(config, model, optimizer, 12)
+    path = save_step(config, model, optimizer, 12)
     # The layout older runs were written with: resuming and `cpc.load(run)` look there.
     assert path == Path(config.run.out_dir) / "checkpoints" / "step_00000012"
     assert checkpoint_dir(config.run.out_dir) == path.parent
@@ -74,14 +57,14 @@ def test_layout_and_a_timestamp_with_its_zone(setup):
     assert stamp.tzinfo is not None and abs(stamp - before) < timedelta(minutes=1)
 
 
-def test_state_elapsed_time_rng_of_every_rank_path_and_meta_round_trip(setup):
-    config, model, optimizer = setup
+def test_state_elapsed_time_rng_of_every_rank_path_and_meta_round_trip(fresh_run):
+    config, model, optimizer = fresh_run
     torch.manual_seed(1)
     first = rng_state()
     torch.rand(3)
     second = rng_state()  # another rank's state: different torch state
     state = TrainState(step=7, epoch=3, batch_in_epoch=5, elapsed=12.5)
-    path = save(config, model, optimizer, 7, state=state, rng=[first, second])
+    path = save_step(config, model, optimizer, 7, state=state, rng=[first, second])
     ckpt = load_checkpoint(path)
     assert ckpt.state == state
     assert ckpt.path == path and ckpt.meta == read_meta(path)
@@ -94,9 +77,9 @@ def test_state_elapsed_time_rng_of_every_rank_path_and_meta_round_trip(setup):
     assert not torch.equal(ckpt.rng[0]["torch"], ckpt.rng[1]["torch"])
 
 
-def test_a_file_changed_after_saving_is_refused_by_its_checksum(setup):
-    config, model, optimizer = setup
-    path = save(config, model, optimizer, 2)
+def test_a_file_changed_after_saving_is_refused_by_its_checksum(fresh_run):
+    config, model, optimizer = fresh_run
+    path = save_step(config, model, optimizer, 2)
     flip_a_weight(path)
     fresh = build_model(config.model)
     for where in (path, path / "model.safetensors"):
@@ -104,7 +87,7 @@ def test_a_file_changed_after_saving_is_refused_by_its_checksum(setup):
             load_model(where)
     with pytest.raises(CheckpointError, match=r"model\.safetensors: contents differ"):
         load_checkpoint(path, model=fresh)
-    path = save(config, model, optimizer, 3)
+    path = save_step(config, model, optimizer, 3)
     data = load_train_state(path / "train_state.pt")
     data["state"]["step"] = 300  # a readable training state, not the one saved
     torch.save(data, path / "train_state.pt")
@@ -112,9 +95,9 @@ def test_a_file_changed_after_saving_is_refused_by_its_checksum(setup):
         load_checkpoint(path)
 
 
-def test_a_checkpoint_from_before_checksums_rng_and_elapsed_time_still_loads(setup):
-    config, model, optimizer = setup
-    path = save(config, model, optimizer, 4, state=TrainState(4, 2, 1, elapsed=9.0))
+def test_a_checkpoint_from_before_checksums_rng_and_elapsed_time_still_loads(fresh_run):
+    config, model, optimizer = fresh_run
+    path = save_step(config, model, optimizer, 4, state=TrainState(4, 2, 1, elapsed=9.0))
     meta = json.loads((path / "meta.json").read_text())
     del meta["sha256"]
     (path / "meta.json").write_text(json.dumps(meta))
@@ -127,13 +110,13 @@ def test_a_checkpoint_from_before_checksums_rng_and_elapsed_time_still_loads(set
     assert load_model(path) is not None
 
 
-def test_the_default_keep_last_is_the_configs_and_one_keeps_only_the_newest(setup):
-    config, model, optimizer = setup
+def test_the_default_keep_last_is_the_configs_and_one_keeps_only_the_newest(fresh_run):
+    config, model, optimizer = fresh_run
     for step in range(1, 6):
-        save(config, model, optimizer, step)
+        save_step(config, model, optimizer, step)
     keep = RunConfig().keep_last
     assert names(config) == [f"step_{s:08d}" for s in range(6 - keep, 6)]
-    save(config, model, optimizer, 6, keep_last=1)
+    save_step(config, model, optimizer, 6, keep_last=1)
     assert names(config) == ["step_00000006"]
 
 
@@ -143,8 +126,8 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_leftovers_of_dead_processes_on_this_host_go_others_stay(setup, monkeypatch):
-    config, model, optimizer = setup
+def test_leftovers_of_dead_processes_on_this_host_go_others_stay(fresh_run, monkeypatch):
+    config, model, optimizer = fresh_run
     root = checkpoint_dir(config.run.out_dir)
     root.mkdir(parents=True)
     host, dead = socket.gethostname(), _dead_pid()
@@ -174,7 +157,7 @@ def test_leftovers_of_dead_processes_on_this_host_go_others_stay(setup, monkeypa
         for name in gone + kept:
             (root / name).mkdir()
             (root / name / "model.safetensors").write_bytes(b"half a file")
-        save(config, model, optimizer, 10)
+        save_step(config, model, optimizer, 10)
         with pytest.raises(subprocess.TimeoutExpired):  # asked whether it lives, not signalled
             live.wait(timeout=0.3)
     finally:
@@ -185,12 +168,12 @@ def test_leftovers_of_dead_processes_on_this_host_go_others_stay(setup, monkeypa
 
 
 def test_a_prune_killed_half_way_leaves_no_checkpoint_and_its_trash_goes_next_time(
-    setup, monkeypatch
+    fresh_run, monkeypatch
 ):
-    config, model, optimizer = setup
+    config, model, optimizer = fresh_run
     import cpc.train.checkpoint as checkpoint
 
-    save(config, model, optimizer, 1, keep_last=1)
+    save_step(config, model, optimizer, 1, keep_last=1)
     real_rmtree = checkpoint.shutil.rmtree
 
     def killed(path, *args, **kwargs):
@@ -200,38 +183,38 @@ def test_a_prune_killed_half_way_leaves_no_checkpoint_and_its_trash_goes_next_ti
 
     monkeypatch.setattr(checkpoint.shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
-        save(config, model, optimizer, 2, keep_last=1)
+        save_step(config, model, optimizer, 2, keep_last=1)
     monkeypatch.undo()
     root = checkpoint_dir(config.run.out_dir)
     assert names(config) == ["step_00000002"]
     assert any(p.name.startswith(".trash-") for p in root.iterdir())
-    save(config, model, optimizer, 3, keep_last=1)
+    save_step(config, model, optimizer, 3, keep_last=1)
     assert sorted(p.name for p in root.iterdir()) == ["step_00000003"]
 
 
-def test_a_save_succeeds_when_old_files_cannot_be_deleted_yet(setup, monkeypatch):
+def test_a_save_succeeds_when_old_files_cannot_be_deleted_yet(fresh_run, monkeypatch):
     # NFS keeps a file that another process holds open (".nfsXXXX", EBUSY): pruning and
     # the removal of leftovers must not fail the save; a later save finishes the job.
-    config, model, optimizer = setup
-    save(config, model, optimizer, 1, keep_last=1)
+    config, model, optimizer = fresh_run
+    save_step(config, model, optimizer, 1, keep_last=1)
 
     def busy(*args, **kwargs):
         raise OSError(errno.EBUSY, "Device or resource busy")
 
     monkeypatch.setattr(os, "unlink", busy)
-    save(config, model, optimizer, 2, keep_last=1)  # step 1's trash stays
-    save(config, model, optimizer, 3, keep_last=1)  # and cannot be removed now either
+    save_step(config, model, optimizer, 2, keep_last=1)  # step 1's trash stays
+    save_step(config, model, optimizer, 3, keep_last=1)  # and cannot be removed now either
     monkeypatch.undo()
     root = checkpoint_dir(config.run.out_dir)
     assert names(config) == ["step_00000003"]
     assert sum(p.name.startswith(".trash-") for p in root.iterdir()) == 2
-    save(config, model, optimizer, 4, keep_last=1)
+    save_step(config, model, optimizer, 4, keep_last=1)
     assert sorted(p.name for p in root.iterdir()) == ["step_00000004"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name fds")
-def test_every_file_and_the_folder_are_flushed_to_disk(setup, monkeypatch):
-    config, model, optimizer = setup
+def test_every_file_and_the_folder_are_flushed_to_disk(fresh_run, monkeypatch):
+    config, model, optimizer = fresh_run
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -240,19 +223,21 @@ def test_every_file_and_the_folder_are_flushed_to_disk(setup, monkeypatch):
         return real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    path = save(config, model, optimizer, 1)
+    path = save_step(config, model, optimizer, 1)
     assert {Path(p).name for p in synced} >= {"model.safetensors", "train_state.pt", "meta.json"}
     assert str(path.parent) in synced  # the rename itself
 
 
-def test_the_newest_checkpoint_that_verifies_is_loaded_and_damaged_ones_set_aside(setup, tmp_path):
-    config, model, optimizer = setup
+def test_the_newest_checkpoint_that_verifies_is_loaded_and_damaged_ones_set_aside(
+    fresh_run, tmp_path
+):
+    config, model, optimizer = fresh_run
     scaler = torch.amp.GradScaler("cpu", init_scale=512.0)
-    save(config, model, optimizer, 1, keep_last=0, scaler=scaler)
+    save_step(config, model, optimizer, 1, keep_last=0, scaler=scaler)
     model(torch.randn(2, 1024)).loss.backward()
     optimizer.step()  # step 2 differs from step 1 in weights and optimiser state
-    good = save(config, model, optimizer, 2, keep_last=0, scaler=scaler)
-    damaged = save(config, model, optimizer, 3, keep_last=0, scaler=scaler)
+    good = save_step(config, model, optimizer, 2, keep_last=0, scaler=scaler)
+    damaged = save_step(config, model, optimizer, 3, keep_last=0, scaler=scaler)
     flip_a_weight(damaged)
 
     fresh = build_model(config.model)
@@ -272,7 +257,7 @@ def test_the_newest_checkpoint_that_verifies_is_loaded_and_damaged_ones_set_asid
     aside = set_aside(damaged)
     assert aside == damaged.with_name("step_00000003.corrupt") and not damaged.exists()
     assert (aside / "meta.json").is_file() and names(config) == ["step_00000001", "step_00000002"]
-    again = save(config, model, optimizer, 3, keep_last=0, data_info={"kind": "second"})
+    again = save_step(config, model, optimizer, 3, keep_last=0, data_info={"kind": "second"})
     assert set_aside(again) == aside and read_meta(aside / "model.safetensors")["data"] == {
         "kind": "second"
     }  # the newer damaged copy replaces the older one
@@ -285,9 +270,9 @@ def test_the_newest_checkpoint_that_verifies_is_loaded_and_damaged_ones_set_asid
     assert load_newest_valid(tmp_path / "no run here") == (None, [])
 
 
-def test_a_checkpoint_for_another_model_size_is_refused_naming_the_file(setup):
-    config, model, optimizer = setup
-    path = save(config, model, optimizer, 1)
+def test_a_checkpoint_for_another_model_size_is_refused_naming_the_file(fresh_run):
+    config, model, optimizer = fresh_run
+    path = save_step(config, model, optimizer, 1)
     other = build_model(tiny_config(config.data.train, path, "model.channels=8").model)
     with pytest.raises(CheckpointError, match=r"model\.safetensors: "):
         load_checkpoint(path, model=other)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.config import build_model
 from cpc.train.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -20,28 +19,10 @@ from cpc.train.checkpoint import (
     load_weights,
     read_meta,
     rng_state,
-    save_checkpoint,
     set_rng_state,
 )
-from cpc.train.schedule import build_optimizer
 
-from .conftest import tiny_config
-
-
-@pytest.fixture
-def setup(tmp_path):
-    config = tiny_config(tmp_path / "data", tmp_path / "run")
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    return config, model, build_optimizer(model, config.optim)
-
-
-def save(config, model, optimizer, step, **kwargs):
-    state = TrainState(step=step, epoch=2, batch_in_epoch=1)
-    return save_checkpoint(
-        config.run.out_dir, model=model, optimizer=optimizer, state=state, config=config,
-        **kwargs,
-    )  # fmt: skip
+from .conftest import save_step
 
 
 def test_rng_round_trip_keeps_the_cached_normal_draws():
@@ -59,29 +40,29 @@ def test_rng_round_trip_keeps_the_cached_normal_draws():
     assert np.array_equal(first[0], second[0]) and first[1] == second[1]
 
 
-def test_gradient_scaler_state_round_trips(setup):
-    config, model, optimizer = setup
+def test_gradient_scaler_state_round_trips(fresh_run):
+    config, model, optimizer = fresh_run
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
-    path = save(config, model, optimizer, 3, scaler=scaler)
+    path = save_step(config, model, optimizer, 3, scaler=scaler)
     fresh = torch.amp.GradScaler("cpu")
     load_checkpoint(path, scaler=fresh)
     assert fresh.state_dict() == scaler.state_dict()
     assert fresh.get_scale() == 1024.0
     disabled = torch.amp.GradScaler("cpu", enabled=False)
-    path = save(config, model, optimizer, 4, scaler=disabled)
+    path = save_step(config, model, optimizer, 4, scaler=disabled)
     assert load_train_state(path / "train_state.pt")["scaler"] is None
     untouched = torch.amp.GradScaler("cpu", init_scale=8.0)
     load_checkpoint(path, scaler=untouched)
     assert untouched.get_scale() == 8.0
 
 
-def test_saving_a_step_again_replaces_it_and_keep_last_below_one_keeps_all(setup):
-    config, model, optimizer = setup
+def test_saving_a_step_again_replaces_it_and_keep_last_below_one_keeps_all(fresh_run):
+    config, model, optimizer = fresh_run
     for step in (1, 2, 3):
-        save(config, model, optimizer, step, keep_last=0)
+        save_step(config, model, optimizer, step, keep_last=0)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
-    path = save(config, model, optimizer, 3, keep_last=-1, data_info={"kind": "again"})
+    path = save_step(config, model, optimizer, 3, keep_last=-1, data_info={"kind": "again"})
     names = [p.name for p in list_checkpoints(config.run.out_dir)]
     assert names == ["step_00000001", "step_00000002", "step_00000003"]
     assert read_meta(path)["data"] == {"kind": "again"}
@@ -96,9 +77,9 @@ def test_saving_a_step_again_replaces_it_and_keep_last_below_one_keeps_all(setup
     assert load_checkpoint(path).rng[0].keys() == rng_state().keys()
 
 
-def test_each_unreadable_part_is_named(setup, tmp_path):
-    config, model, optimizer = setup
-    path = save(config, model, optimizer, 1)
+def test_each_unreadable_part_is_named(fresh_run, tmp_path):
+    config, model, optimizer = fresh_run
+    path = save_step(config, model, optimizer, 1)
     other = tmp_path / "weights.bin"
     other.write_bytes(b"x")
     with pytest.raises(CheckpointError, match=r"weights\.bin: expected a \.safetensors"):
