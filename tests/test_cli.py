@@ -71,3 +71,19 @@ def test_table1_ablation_flag(monkeypatch, tmp_path, flags, offsets):
     monkeypatch.setattr(cpc.cli, "_table", lambda args, settings: seen.update(s=settings) or 0)
     main(["table1", "--out", str(tmp_path), *flags])
     assert seen["s"].ablation_offsets == offsets
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--ablation", "4", "0"], "'ablation 0 steps': model.num_offsets"),
+     (["--row", "typo", "model.negativs=batch"], "'typo':"),
+     (["--row", "too far", "model.num_offsets=80"], "'too far': data.window=10240")],
+)  # fmt: skip
+def test_table1_checks_every_model_before_any_work(tmp_path, capsys, flags, named):
+    """A bad ablation count or row override stops the table at once, not after the main
+    model's pretraining, in one line naming the row, and writes nothing."""
+    out = tmp_path / "t1"
+    assert main(["table1", "--out", str(out), "--steps", "5", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err, err
+    assert not out.exists()

@@ -190,10 +190,8 @@ def _pooled(fn: FeatureFn, utts: list[Utterance]) -> Tensor:
     return torch.stack([fn(_wave(u.path)).mean(0) for u in utts])
 
 
-def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
-    from cpc.train.trainer import train
-
-    config = load_config(
+def _config(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
+    return load_config(
         "speech_small_cpu",  # the shipped preset (cpc.presets), found when installed too
         [
             f"data.train={manifest}",
@@ -206,8 +204,38 @@ def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: lis
             *extra,
         ],
     )
+
+
+def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
+    from cpc.train.trainer import train
+
+    config = _config(settings, manifest, out_dir, extra)
     train(config)
     return config
+
+
+def _check_models(settings: TableSettings, out: Path) -> None:
+    """Check every model the table will pretrain before any work starts.
+
+    A bad ``--row`` override or ablation count would otherwise stop the run only when its
+    turn came, after the main model's pretraining.
+
+    Raises:
+        ConfigError: Naming the setting at fault (and the row it belongs to).
+
+    """
+    from cpc.config import ConfigError
+    from cpc.config_checks import check_runnable
+
+    planned = {"CPC": [], **settings.rows}
+    planned |= {
+        f"ablation {k} steps": [f"model.num_offsets={k}"] for k in settings.ablation_offsets
+    }
+    for name, extra in planned.items():
+        try:
+            check_runnable(_config(settings, out / "pretrain_manifest.csv", out / "run", extra))
+        except ConfigError as err:
+            raise ConfigError(f"table row {name!r}: {err}") from None
 
 
 def _abx(cache: dict[Path, Tensor], items: list, settings: TableSettings) -> dict[str, float]:
@@ -238,6 +266,7 @@ def _slug(name: str) -> str:
 def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
     """Run the whole pipeline; write ``table1.json``, ``table1.md`` and plots to ``out_dir``."""
     out = Path(out_dir).resolve()  # manifests hold absolute paths
+    _check_models(settings, out)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # Taken now: the commit and tree state of the code that runs, not of whatever the
