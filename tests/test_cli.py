@@ -2,17 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
 from cpc.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_espeak_pretrain_info_extract(tmp_path, capsys):

@@ -23,12 +23,7 @@ SOURCES = {"default_hub": "default_hub/checkpoint.pt", "big_train": "big_train"}
 SOURCES["paper_gru_bn"] = "paper_gru_bn"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", sorted(INDEX))

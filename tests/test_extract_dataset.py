@@ -14,13 +14,7 @@ from cpc.data.audio import AudioFileDataset
 from cpc.data.errors import DataError, SkipReport
 from cpc.extract import _GridArray, extract_dataset, write_grid_features
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(padding=None) -> cpc.CPCModel:

@@ -13,13 +13,7 @@ from cpc.data.resample import resample
 from cpc.feature_files import write_features
 from cpc.models.builders import cpc_audio
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(context: str) -> torch.nn.Module:

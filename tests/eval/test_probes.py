@@ -1,5 +1,3 @@
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -14,14 +12,7 @@ from cpc.eval.probes import (
 from cpc.eval.splits import split_by_group, split_within_groups
 from cpc.eval.verification import equal_error_rate, verification_eer
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny problems run far faster on one thread, especially on a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def blobs(n: int, c: int, d: int, seed: int, spread: float = 4.0):

@@ -33,12 +33,8 @@ TINY_MODEL = [
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared box two threads can be 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread_for_training_tests(one_thread):
+    """Every training test runs on one thread (``tests/conftest.py``)."""
 
 
 def write_wavs(
