@@ -97,4 +97,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from cpc.config import ConfigError
+
+    try:
+        main()
+    except ConfigError as err:  # a bad override: one line and exit 2, as cpc commands give
+        print(f"abx_sweep: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
