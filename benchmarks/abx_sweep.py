@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
+from cpc.checkpoints.store import load_model
 from cpc.data.corpora.espeak import read_phone_inventory
 from cpc.eval.abx import items_from_espeak_corpus
 from cpc.eval.probes import linear_probe
-from cpc.eval.speech_table import (
+from cpc.experiments.speech_table import (
     TableSettings,
     _abx,
     _corpus,
@@ -36,7 +37,6 @@ from cpc.eval.speech_table import (
     _split,
     _write_manifest,
 )
-from cpc.train.checkpoint import load_model
 
 
 def main() -> None:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
+from cpc.checkpoints.store import load_model
 from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.eval.baselines import logmel_features
-from cpc.eval.speech_table import LABEL_OFFSET, _corpus, _mfcc, _split, _wave
-from cpc.extract import extract_sequence
-from cpc.train.checkpoint import load_model
+from cpc.experiments.speech_table import LABEL_OFFSET, _corpus, _mfcc, _split, _wave
+from cpc.features.extract import extract_sequence
 
 
 def main() -> None:

@@ -51,8 +51,9 @@ def make_checkpoint(folder: Path, overrides: list[str]) -> Path:
     """A run directory holding the small speech preset (with overrides), random weights."""
     import torch
 
-    from cpc.config import build_model, load_config
-    from cpc.train.checkpoint import TrainState, save_checkpoint
+    from cpc.checkpoints.store import TrainState, save_checkpoint
+    from cpc.config import load_config
+    from cpc.data.registry import build_model
 
     preset = ROOT / "configs" / "speech_small_cpu.yaml"
     config = load_config(preset, [*overrides, f"run.out_dir={folder}"])
@@ -71,7 +72,7 @@ CHILD = {
     ),
     "api": (
         "import sys, pathlib, torch; torch.set_num_threads(1); import cpc; "
-        "from cpc.data.blocks import AudioBlocks; from cpc.feature_files import write_features; "
+        "from cpc.data.blocks import AudioBlocks; from cpc.features.folder import write_features; "
         "m = cpc.load(sys.argv[1]); f = next(pathlib.Path(sys.argv[2]).glob('*.wav')); "
         "b = AudioBlocks(f, 16000); pathlib.Path(sys.argv[3]).mkdir(); "
         "print(write_features(m, b, b.length, pathlib.Path(sys.argv[3]) / 'f.npy'))"

@@ -1,7 +1,7 @@
 """Feature extraction speed: the paper model's real-time factor on long recordings.
 
 The real-time factor is seconds of audio per second of compute, for
-:func:`cpc.extract.extract_sequence` (what ``cpc extract`` runs on every file: one
+:func:`cpc.features.extract.extract_sequence` (what ``cpc extract`` runs on every file: one
 recording at a time, in chunks of 1000 latents with the recurrent state carried over).
 bf16 runs the same call under ``torch.autocast(dtype=torch.bfloat16)``; it is timed
 only where the device has native bf16 matrix products (without them oneDNN emulates
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import MatmulProbe, bf16_support, count_flops, versus_ceiling
-from cpc.extract import Layer, extract_sequence
+from cpc.features.extract import Layer, extract_sequence
 from cpc.models.cpc import CPCModel
 
 #: bf16 features must stay within this of float32: relative Frobenius error over the

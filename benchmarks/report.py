@@ -316,7 +316,7 @@ def markdown(results: dict[str, Any], notes: str = "", extra: list[str] | None =
         out += ["## Feature extraction (paper model)", ""]
         out += [
             f"One recording of {e['recording_s']:.0f} s at {e['sample_rate']} Hz through "
-            "`cpc.extract.extract_sequence` (what `cpc extract` runs per file); real-time "
+            "`cpc.features.extract.extract_sequence` (what `cpc extract` runs per file); real-time "
             "factor = seconds of audio per second of compute.",
             "",
         ]

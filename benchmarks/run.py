@@ -65,7 +65,7 @@ METHOD_NOTES = """
   On CUDA: `torch.cuda.max_memory_allocated` minus the allocation before the first step.
 - **Prediction core share**: forward + backward of `InfoNCE` on the paper step's own
   `z` and predictions (detached), against whole steps timed in the same loop.
-- **Extraction** runs `cpc.extract.extract_sequence` on one long recording, as
+- **Extraction** runs `cpc.features.extract.extract_sequence` on one long recording, as
   `cpc extract` does for every file. bf16 is `torch.autocast(dtype=torch.bfloat16)`:
   products in bf16, the recurrent context in float32.
 - **bf16 training** (`precision`): see `benchmarks/precision.py`; every variant's

@@ -1,6 +1,6 @@
 """Streaming extraction (``cpc extract --stream MS``): real-time factor and per-piece latency.
 
-Audio is pushed through :class:`cpc.streaming.Streamer` in pieces of 10 ms and 100 ms,
+Audio is pushed through :class:`cpc.features.streaming.Streamer` in pieces of 10 ms and 100 ms,
 as a live source would deliver it, one thread. Per piece we time ``push`` (the compute
 latency a caller waits for); the real-time factor is seconds of audio per second of
 compute over the whole recording. The algorithmic latency (samples a feature must wait
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import ROOT, machine_info
+from cpc.features.streaming import Streamer
 from cpc.models.builders import cpc_audio
 from cpc.models.cpc import CPCModel
 
@@ -43,7 +44,7 @@ def models() -> dict[str, CPCModel]:
 
 def time_stream(model: CPCModel, x: torch.Tensor, piece: int, layer: str) -> dict[str, Any]:
     """Push ``x`` in pieces of ``piece`` samples; per-push times and the features."""
-    stream = model.streamer(layer)
+    stream = Streamer(model, layer)
     times, parts = [], []
     cpu0 = time.process_time()
     for start in range(0, x.shape[0], piece):

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import ROOT
-from cpc.config import Config, build_model, load_config
+from cpc.config import Config, load_config
+from cpc.data.registry import build_model
 from cpc.models.cpc import CPCModel
 from cpc.train.schedule import fused_available
 from cpc.train.steps import autocast

@@ -5,7 +5,8 @@ the input into latents ``z`` of shape ``(b, s, p, d)``, a causal context network
 summarises them, and a predictor guesses the latents ``k`` steps (or rows) ahead.
 """
 
-from cpc.loading import load_model as load
+from cpc.checkpoints.hub import from_pretrained, push_to_hub, save_pretrained
+from cpc.checkpoints.loading import load_model as load
 from cpc.losses import InfoNCE
 from cpc.models import (
     CPCModel,
@@ -26,5 +27,8 @@ __all__ = [
     "cpc_image",
     "cpc_image_small",
     "cpc_signal",
+    "from_pretrained",
     "load",
+    "push_to_hub",
+    "save_pretrained",
 ]

@@ -22,9 +22,9 @@ import pytest
 import safetensors.torch
 import torch
 
+from cpc.checkpoints.store import list_checkpoints
 from cpc.cli import main
-from cpc.config_checks import RULES
-from cpc.train.checkpoint import list_checkpoints
+from cpc.config.ranges import RULES
 from tests.train.conftest import TINY_MODEL, subprocess_env, write_wavs
 
 FAST = [
@@ -180,7 +180,7 @@ def test_out_dir_not_writable(corpus: Path, tmp_path: Path, capsys, monkeypatch)
 
 def _hold_lock(out_dir: Path) -> int:
     """A forked child that takes the run lock and sleeps; returns its pid."""
-    from cpc.train.lock import RunLock
+    from cpc.checkpoints.lock import RunLock
 
     read, write = os.pipe()
     pid = os.fork()
@@ -236,8 +236,8 @@ def test_stale_lock_is_taken_over(corpus: Path, trained: Path, tmp_path: Path, c
 def test_save_never_deletes_a_live_process_temp_folder(trained: Path, tmp_path: Path) -> None:
     import socket
 
+    from cpc.checkpoints.store import TrainState, load_model, save_checkpoint
     from cpc.config import load_config
-    from cpc.train.checkpoint import TrainState, load_model, save_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -403,12 +403,12 @@ def test_meta_bomb_in_a_memory_limited_process(trained: Path, tmp_path: Path) ->
 def test_info_reads_a_good_checkpoint_without_building_weights(
     trained: Path, capsys, monkeypatch
 ) -> None:
-    import cpc.loading
+    import cpc.checkpoints.loading
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("info built the model")
 
-    monkeypatch.setattr(cpc.loading, "build_model", forbidden)
+    monkeypatch.setattr(cpc.checkpoints.loading, "build_model", forbidden)
     assert main(["info", str(trained)]) == 0
     out = capsys.readouterr().out
     assert "step: 2" in out and "parameters:" in out

@@ -58,10 +58,10 @@ def test_missing_checkpoint_is_named(tmp_path, capsys):
 )  # fmt: skip
 def test_table1_ablation_flag(monkeypatch, tmp_path, flags, offsets):
     """``--ablation`` alone asks for the default ablation; it used to switch it off."""
-    import cpc.cli
+    import cpc.cli.tables
 
     seen = {}
-    monkeypatch.setattr(cpc.cli, "_table", lambda args, settings: seen.update(s=settings) or 0)
+    monkeypatch.setattr(cpc.cli.tables, "_table", lambda args, settings: seen.update(s=settings) or 0)
     main(["table1", "--out", str(tmp_path), *flags])
     assert seen["s"].ablation_offsets == offsets
 

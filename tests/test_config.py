@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cpc.config import Config, ConfigError, build_model, load_config, save_config
+from cpc.config import Config, ConfigError, load_config, save_config
+from cpc.data.registry import build_model
 
 PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 

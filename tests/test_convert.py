@@ -14,8 +14,8 @@ import soundfile as sf
 import torch
 
 import cpc
+from cpc.checkpoints.convert import from_cpc_audio
 from cpc.cli import main
-from cpc.convert import from_cpc_audio
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cpc_audio"
 INDEX = json.loads((FIXTURES / "index.json").read_text())

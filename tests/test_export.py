@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import cpc
+from cpc.checkpoints.export import export_onnx
 from cpc.cli import main
-from cpc.export import export_onnx
 
 ort = pytest.importorskip("onnxruntime")
 FIXTURES = Path(__file__).parent / "fixtures" / "cpc_audio"

@@ -7,7 +7,7 @@ import torch
 
 import cpc
 from cpc.data.audio import AudioFileDataset
-from cpc.extract import extract_dataset, extract_sequence
+from cpc.features.extract import extract_dataset, extract_sequence
 
 
 def tiny(context: str, frontend: str = "waveform") -> cpc.CPCModel:

@@ -11,8 +11,9 @@ import torch
 
 import cpc
 from cpc.data.audio import AudioFileDataset
-from cpc.data.errors import DataError, SkipReport
-from cpc.extract import _GridArray, extract_dataset, write_grid_features
+from cpc.data.errors import SkipReport
+from cpc.errors import DataError
+from cpc.features.extract import _GridArray, extract_dataset, write_grid_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cpc.checkpoints.loading import load_model
 from cpc.cli import main
 from cpc.data.images import cpc_image_transform, write_idx
-from cpc.loading import load_model
 
 TINY_IMAGE = [
     "model.modality=image",

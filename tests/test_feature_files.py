@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 
 from cpc.data.blocks import AudioBlocks
-from cpc.data.errors import DataError
 from cpc.data.resample import resample
-from cpc.feature_files import write_features
+from cpc.errors import DataError
+from cpc.features.folder import write_features
 from cpc.models.builders import cpc_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")

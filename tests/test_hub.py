@@ -1,4 +1,4 @@
-"""Hub folders (huggingface_hub's ModelHubMixin): exact round trip, offline, model card."""
+"""Hub folders (cpc.save_pretrained / cpc.from_pretrained): exact round trip, offline, card."""
 
 import json
 import os
@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import cpc
-from cpc.config import Config, ModelConfig, build_model
-from cpc.train.checkpoint import TrainState, save_checkpoint
+from cpc.checkpoints.store import TrainState, save_checkpoint
+from cpc.config import Config, ModelConfig
+from cpc.data.registry import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"channels": 16, "context_dim": 8, "kernels": [10, 8, 4], "strides": [5, 4, 2]}
@@ -29,13 +30,13 @@ def small_model(**extra) -> cpc.CPCModel:
 @pytest.mark.parametrize("extra", [{}, {"norm": "batch", "context": "lstm", "context_layers": 2}])
 def test_round_trip_is_exact(tmp_path, extra):
     model = small_model(**extra)
-    model.save_pretrained(tmp_path / "hub")
+    cpc.save_pretrained(model, tmp_path / "hub")
     assert {p.name for p in (tmp_path / "hub").iterdir()} == {
         "config.json",
         "model.safetensors",
         "README.md",
     }
-    loaded = cpc.CPCModel.from_pretrained(tmp_path / "hub")
+    loaded = cpc.from_pretrained(tmp_path / "hub")
     ours, theirs = model.state_dict(), loaded.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -58,7 +59,7 @@ def test_card_and_config_carry_training_config_and_data_facts(tmp_path):
         config=config,
         data_info=facts,
     )
-    cpc.load(str(tmp_path / "run")).save_pretrained(tmp_path / "hub")
+    cpc.save_pretrained(cpc.load(str(tmp_path / "run")), tmp_path / "hub")
     saved = json.loads((tmp_path / "hub" / "config.json").read_text())
     assert saved["training"]["optim"]["max_steps"] == 777 and saved["data"] == facts
     card = (tmp_path / "hub" / "README.md").read_text()
@@ -68,16 +69,16 @@ def test_card_and_config_carry_training_config_and_data_facts(tmp_path):
 
 def test_model_without_config_is_refused(tmp_path):
     with pytest.raises(ValueError, match="config"):
-        cpc.cpc_audio_small().save_pretrained(tmp_path / "hub")
+        cpc.save_pretrained(cpc.cpc_audio_small(), tmp_path / "hub")
 
 
 OFFLINE = """
 import sys, numpy as np, torch, cpc
-model = cpc.CPCModel.from_pretrained(sys.argv[1])
+model = cpc.from_pretrained(sys.argv[1])
 x = torch.from_numpy(np.load(sys.argv[2]))
 np.save(sys.argv[3], model.features(x)[0].detach().numpy())
 try:
-    cpc.CPCModel.from_pretrained("someone/not-here")
+    cpc.from_pretrained("someone/not-here")
 except Exception as err:
     print("repo refused:", type(err).__name__)
 """
@@ -85,7 +86,7 @@ except Exception as err:
 
 def test_local_folder_loads_offline_with_no_network(tmp_path):
     model = small_model()
-    model.save_pretrained(tmp_path / "hub")
+    cpc.save_pretrained(model, tmp_path / "hub")
     x = torch.randn(1, 3000)
     np.save(tmp_path / "x.npy", x.numpy())
     env = {

@@ -1,4 +1,4 @@
-"""``cpc.loading``: what a loaded model carries, where it goes, and how a bad file is named."""
+"""``cpc.checkpoints.loading``: what a loaded model carries, where it goes, bad files named."""
 
 import dataclasses
 import json
@@ -8,10 +8,11 @@ import re
 import pytest
 import torch
 
-import cpc.loading
-from cpc.config import build_model
-from cpc.loading import CheckpointError, load_model, load_plain_torch, read_meta
-from cpc.train.checkpoint import TrainState, save_checkpoint
+import cpc.checkpoints.loading
+from cpc.checkpoints.loading import load_model, load_plain_torch, read_meta
+from cpc.checkpoints.store import TrainState, save_checkpoint
+from cpc.data.registry import build_model
+from cpc.errors import CheckpointError
 from cpc.train.schedule import build_optimizer
 
 from .train.conftest import tiny_config
@@ -81,9 +82,9 @@ def test_meta_must_be_a_mapping_with_a_config_and_within_the_size_limit(saved, m
         read_meta(path)
     meta.write_text(json.dumps({"config": {}, "pad": "x" * 100}))
     size = meta.stat().st_size
-    monkeypatch.setattr(cpc.loading, "MAX_META_BYTES", size)
+    monkeypatch.setattr(cpc.checkpoints.loading, "MAX_META_BYTES", size)
     assert read_meta(path)["pad"] == "x" * 100  # exactly at the limit: read
-    monkeypatch.setattr(cpc.loading, "MAX_META_BYTES", size - 1)
+    monkeypatch.setattr(cpc.checkpoints.loading, "MAX_META_BYTES", size - 1)
     with pytest.raises(CheckpointError, match=rf"meta\.json: {size} bytes is too large"):
         read_meta(path)
 

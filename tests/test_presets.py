@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cpc.config import ConfigError, load_config
-from cpc.presets import preset_names, preset_path
+from cpc.config.presets import preset_names, preset_path
 
 REPO_CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import cpc
+from cpc.features.streaming import Streamer
 from cpc.models.cpc import CPCModel
 
 
@@ -39,7 +40,7 @@ def random_pieces(x: torch.Tensor, seed: int, most: int) -> list[torch.Tensor]:
 
 
 def streamed(model: CPCModel, pieces: list[torch.Tensor], layer: str) -> torch.Tensor:
-    stream = model.streamer(layer)
+    stream = Streamer(model, layer)
     return torch.cat([*(stream.push(p) for p in pieces), stream.flush()])
 
 
@@ -72,7 +73,7 @@ def test_other_encoders_stream_exactly(kind):
 @pytest.mark.parametrize("padding", [None, (3, 2, 1)])
 def test_latency_is_the_receptive_field(padding):
     model = tiny(padding=padding)
-    stream = model.streamer()
+    stream = Streamer(model)
     field, left = model.receptive_field, model.encoder.left_padding
     assert stream.latency_samples == field - left
     x = torch.randn(3000, dtype=torch.float64)
@@ -86,7 +87,7 @@ def test_latency_is_the_receptive_field(padding):
 def test_flush_starts_a_new_stream():
     model = tiny("lstm", padding=(3, 2, 1))
     x = torch.randn(2000, dtype=torch.float64)
-    stream = model.streamer()
+    stream = Streamer(model)
     first = torch.cat([stream.push(x), stream.flush()])
     second = torch.cat([stream.push(x[:999]), stream.push(x[999:]), stream.flush()])
     torch.testing.assert_close(first, second)
@@ -95,9 +96,9 @@ def test_flush_starts_a_new_stream():
 
 def test_what_cannot_be_streamed_is_refused():
     with pytest.raises(ValueError, match="GRU/LSTM"):
-        tiny("transformer").streamer("context")
-    assert tiny("transformer").streamer("encoder").push(torch.zeros(1000)).shape[1] == 8
+        Streamer(tiny("transformer"), "context")
+    assert Streamer(tiny("transformer"), "encoder").push(torch.zeros(1000)).shape[1] == 8
     with pytest.raises(ValueError, match="top_db"):
-        tiny(frontend="mfcc").streamer()
+        Streamer(tiny(frontend="mfcc"))
     with pytest.raises(ValueError, match=r"layers 1\.\.3"):
-        tiny(layers=3).streamer("context.4")
+        Streamer(tiny(layers=3), "context.4")

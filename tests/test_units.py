@@ -8,7 +8,7 @@ import pytest
 
 from cpc.cli import main
 from cpc.eval.unit_quality import unit_quality
-from cpc.units import dedup, entropy
+from cpc.features.units import dedup, entropy
 
 
 def write_features(folder, arrays):

@@ -15,7 +15,7 @@ from cpc.data.audio import (
     read_audio,
 )
 from cpc.data.collate import pad_collate
-from cpc.data.errors import DataError, EmptyDatasetError, SkipReport
+from cpc.data.errors import SkipReport
 from cpc.data.recipe import DataInfo
 from cpc.data.samplers import GroupedBatchSampler
 from cpc.data.signal_io import Signal, read_signal
@@ -29,6 +29,7 @@ from cpc.data.signals import (
 )
 from cpc.data.sources import Record
 from cpc.data.windows import FileDataset, Source, WindowDataset
+from cpc.errors import DataError, EmptyDatasetError
 
 __all__ = [
     "AudioFileDataset",

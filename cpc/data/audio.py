@@ -25,7 +25,6 @@ import soundfile as sf
 import torch
 
 from cpc.data.blocks import AudioBlocks
-from cpc.data.errors import DataError
 from cpc.data.resample import resample, resampled_length, source_span
 from cpc.data.sources import Record, group_rule, list_records
 from cpc.data.windows import (
@@ -36,6 +35,7 @@ from cpc.data.windows import (
     WindowDataset,
     short_clip_limit,
 )
+from cpc.errors import DataError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 

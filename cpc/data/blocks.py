@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 
-from cpc.data.errors import DataError
 from cpc.data.resample import StreamResampler, resampled_length
+from cpc.errors import DataError
 
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError)
 

@@ -18,44 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from cpc.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class DataError(ValueError):
-    """A file that cannot be used, with the path and the reason.
-
-    Args:
-        path: The offending file.
-        reason: Why it was rejected, written ``"kind: detail"``.
-
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-class EmptyDatasetError(DataError):
-    """Raised at construction when no file of a source is usable.
-
-    Args:
-        source: The folder, manifest or description of the records.
-        report: What was rejected and why; its counts go into the message.
-
-    """
-
-    def __init__(self, source: str, report: SkipReport) -> None:
-        counts = report.counts()
-        if counts:
-            why = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items()))
-            reason = f"no usable files ({report.checked} checked; rejected {why})"
-        else:
-            reason = f"no usable files ({report.checked} found)"
-        super().__init__(source, reason)
-        self.report = report
 
 
 def reason_kind(reason: str) -> str:

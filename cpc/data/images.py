@@ -29,7 +29,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from cpc.data.errors import DataError
+from cpc.errors import DataError
 
 __all__ = [
     "DEFAULT_IDX_ROOT",

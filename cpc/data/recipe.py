@@ -7,9 +7,9 @@ and knows nothing modality-free code should know:
 - :meth:`Recipe.build_model`: the model, through the modality's builder;
 - :meth:`Recipe.datasets`: training and validation sets, their collate and a
   :class:`DataInfo`;
-- :meth:`Recipe.file_dataset` and :meth:`Recipe.extract`: whole files for ``cpc
-  extract``, read as the training data was (from the :class:`DataInfo` of the
-  checkpoint), and their features written.
+- :meth:`Recipe.file_dataset`: whole files for ``cpc extract``, read as the training
+  data was (from the :class:`DataInfo` of the checkpoint); :attr:`Recipe.layout` says
+  how :mod:`cpc.features.extract` writes their features.
 
 The trainer, the CLI and the config layer see only this interface.
 """
@@ -20,21 +20,20 @@ import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from cpc.config_checks import Range
-from cpc.data.errors import EmptyDatasetError, SkipReport
+from cpc.config.ranges import Range, short
+from cpc.data.errors import SkipReport
 from cpc.data.signals import ChannelStats
 from cpc.data.sources import Record
+from cpc.errors import ConfigError, EmptyDatasetError
 from cpc.models.builders import HEAD_FIELDS
 
 if TYPE_CHECKING:
     from cpc.config import Config, DataConfig, ModelConfig
     from cpc.data.blocks import Blocks
-    from cpc.extract import Layer
     from cpc.models.cpc import CPCModel
 
 logger = logging.getLogger(__name__)
@@ -102,9 +101,6 @@ class DataInfo:
 
 
 def _refuse(key: str, value: Any, want: str) -> None:
-    from cpc.config import ConfigError
-    from cpc.config_checks import short
-
     raise ConfigError(f"{key}={short(value)} in the checkpoint's data facts: need {want}")
 
 
@@ -197,20 +193,6 @@ class StreamedItems(FileItems, Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ExtractOptions:
-    """How ``cpc extract`` runs: the layer, the chunk size and the checkpoint's data facts."""
-
-    info: DataInfo
-    layer: Layer = "context"
-    chunk_steps: int | None = 1000
-    single_array: bool = False
-    """Images: all grids in one ``grids.npy`` instead of one file per image."""
-    stream_samples: int | None = None
-    """Sequences: push each file through the streaming extractor in pieces of this many
-    samples instead of chunks (same features; :mod:`cpc.streaming`)."""
-
-
 @dataclass
 class DataSplits:
     """What :meth:`Recipe.datasets` builds."""
@@ -230,6 +212,9 @@ class Recipe:
     """The ``data`` field that is a training item's length along the prediction axis."""
     length_unit: str = "samples"
     """What that field counts, for messages."""
+    layout: Literal["sequence", "grid"] = "sequence"
+    """How ``cpc extract`` writes an item's features (:func:`cpc.features.extract.extract_items`):
+    one ``(steps, dim)`` array per file, or a grid of rows and columns per image."""
 
     def build_model(self, model: ModelConfig) -> CPCModel:
         """The builder called with the config's set fields it takes (others ignored)."""
@@ -256,12 +241,6 @@ class Recipe:
 
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
         """Whole files of ``source`` read as the training data was."""
-        raise NotImplementedError
-
-    def extract(
-        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
-    ) -> Path:
-        """Write the features of every item and an ``index.csv``; return the index."""
         raise NotImplementedError
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from cpc import dist
+from cpc import ranks
 
 
 class GroupedBatchSampler(Sampler[list[int]]):
@@ -73,7 +73,7 @@ class GroupedBatchSampler(Sampler[list[int]]):
         self.batch_size, self.groups_per_batch = batch_size, groups_per_batch
         self.chunk = batch_size // groups_per_batch
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
-        self.num_replicas, self.rank = dist.resolve(num_replicas, rank)
+        self.num_replicas, self.rank = ranks.resolve(num_replicas, rank)
         ids = np.asarray(groups, dtype=np.int64)
         self._members = [np.flatnonzero(ids == g) for g in np.unique(ids)]
         if len(self) == 0:

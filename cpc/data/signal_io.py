@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpc.data.errors import DataError
+from cpc.errors import DataError
 
 #: Columns of an SVC2004 file, in file order (Task 1 files stop after ``button``).
 SVC2004_COLUMNS = ("x", "y", "timestamp", "button", "azimuth", "altitude", "pressure")

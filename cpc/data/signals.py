@@ -25,10 +25,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from cpc.data.errors import DataError
 from cpc.data.signal_io import Signal, fill_missing, read_signal, resample_uniform
 from cpc.data.sources import Record, group_rule, list_records
 from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
+from cpc.errors import DataError
 
 SIGNAL_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
 

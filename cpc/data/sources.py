@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpc.data.errors import DataError
 from cpc.data.scan import scan_folder
+from cpc.errors import DataError
 
 GroupFn = Callable[[Path, dict[str, str]], str]
 """A group name from a file's path and its manifest row (empty for folder listings)."""

@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from cpc.data.errors import DataError, EmptyDatasetError, SkipReport, load_or_next
+from cpc.data.errors import SkipReport, load_or_next
 from cpc.data.sources import Record
+from cpc.errors import DataError, EmptyDatasetError
 
 ShortClips = Literal["pad", "skip"]
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cpc.data.errors import DataError
+from cpc.errors import DataError
 
 Mode = Literal["within", "across"]
 

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from cpc.data.errors import DataError
-from cpc.eval.feature_folder import FeatureFolder, read_feature_folder
+from cpc.errors import DataError
 from cpc.eval.plots import plot_confusion, plot_projection
 from cpc.eval.probes import frames_from_sequences, knn_probe, linear_probe
 from cpc.eval.report import collect_provenance, write_report
 from cpc.eval.splits import split_by_group, split_within_groups
 from cpc.eval.verification import verification_eer
+from cpc.features.folder import FeatureFolder, read_feature_folder
 
 PROBES = ("linear", "knn", "eer")
 

@@ -10,8 +10,8 @@ With ``p(y, z)`` the joint frequency of phone ``y`` and unit ``z`` over aligned 
 
 ``python -m cpc.eval.unit_quality`` measures them on the built-in espeak corpus for CPC
 features of a checkpoint against MFCC units (13 coefficients + deltas + delta-deltas),
-with k-means fitted by :mod:`cpc.units` on the training utterances and scored on
-held-out ones (every fifth utterance). Alignment as in :mod:`cpc.eval.speech_table`:
+with k-means fitted by :mod:`cpc.features.units` on the training utterances and scored on
+held-out ones (every fifth utterance). Alignment as in :mod:`cpc.experiments.speech_table`:
 feature frame ``j`` with label frame ``j + 1``.
 """
 
@@ -32,9 +32,9 @@ import torch
 from cpc.data.corpora.espeak import load_phone_labels
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.probes import frames_from_sequences
-from cpc.units import NORMALIZE, entropy, fit_units, read_features
+from cpc.features.units import NORMALIZE, entropy, fit_units, read_features
 
-LABEL_OFFSET = 1  # the rule of cpc.eval.speech_table
+LABEL_OFFSET = 1  # the rule of cpc.experiments.speech_table
 
 
 @dataclass

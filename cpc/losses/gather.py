@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from cpc import dist as world
+from cpc import ranks as world
 
 
 def gather_pool(pool: Tensor) -> tuple[Tensor, int]:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor, nn
 
-from cpc.hub import CARD, load_folder, model_card_fields, save_folder
 from cpc.losses.infonce import InfoNCE
 from cpc.models.context import RecurrentContext
 from cpc.models.protocols import Context, Encoder
-
-if TYPE_CHECKING:
-    from cpc.streaming import Streamer
-
-#: What ``_from_pretrained`` passes on to ``hf_hub_download``.
-_DOWNLOAD_ARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
 
 
 @dataclass
@@ -39,19 +30,12 @@ class CPCOutput:
     lengths: Tensor | None
 
 
-class CPCModel(
-    nn.Module,
-    ModelHubMixin,
-    library_name="cpc",
-    tags=["contrastive-predictive-coding", "self-supervised", "feature-extraction"],
-    model_card_template=CARD,
-):
+class CPCModel(nn.Module):
     """Contrastive Predictive Coding from built parts.
 
-    Hub-style saving comes from ``huggingface_hub.ModelHubMixin`` (:mod:`cpc.hub`):
-    ``save_pretrained(dir)``, ``CPCModel.from_pretrained(dir or "user/repo")``,
-    ``push_to_hub(repo)``; a model saves only when it knows its config (built by
-    :func:`cpc.config.build_model`, loaded by :func:`cpc.load` or ``from_pretrained``).
+    The model knows no config and no file: saving and loading live in
+    :mod:`cpc.checkpoints` (``cpc.load``, ``cpc.save_pretrained``, ``cpc.from_pretrained``),
+    streaming extraction in :mod:`cpc.features.streaming`.
 
     Args:
         encoder: input -> latents ``z`` (b, s, p, d) plus lengths in steps.
@@ -78,27 +62,10 @@ class CPCModel(
         self.context = context
         self.predictor = predictor
         self.loss = loss
-        #: ``config.json`` of a Hub folder (:func:`cpc.hub.hub_config`), or None.
+        #: The record of what the model was built from and trained on, as a Hub folder's
+        #: ``config.json`` holds it (:func:`cpc.checkpoints.hub.hub_config`); None for a
+        #: bare builder call. Whoever builds the model from a config fills it in.
         self.hub_config: dict[str, Any] | None = None
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        save_folder(self, save_directory)
-
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        config: dict[str, Any] | None = None,
-        **hub: Any,
-    ) -> CPCModel:
-        hub = {k: v for k, v in hub.items() if k in _DOWNLOAD_ARGS and v is not None}
-        return load_folder(model_id, config, **hub)
-
-    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        """The model card: the model config, the training config and the data facts."""
-        fields = model_card_fields(self.hub_config or {"model": {}})
-        return super().generate_model_card(*args, **{**fields, **kwargs})
 
     @property
     def offsets(self) -> list[int]:
@@ -119,16 +86,6 @@ class CPCModel(
     def min_input_length(self) -> int:
         """Shortest input giving one loss term: receptive field plus ``k_min`` steps."""
         return self.receptive_field + self.loss.k_min * self.downsampling
-
-    def streamer(self, layer: str = "context") -> Streamer:
-        """A stateful extractor for input arriving in pieces (:class:`cpc.streaming.Streamer`).
-
-        ``push(samples)`` returns the new features, ``flush()`` the last ones; together
-        they equal :meth:`features` of the whole input.
-        """
-        from cpc.streaming import Streamer
-
-        return Streamer(self, layer)
 
     def forward(
         self,

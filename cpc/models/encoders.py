@@ -46,7 +46,7 @@ class ChannelNorm(nn.Module):
 
 @dataclass(frozen=True)
 class StreamStage:
-    """One strided stage of a 1-D encoder, for exact streaming (:mod:`cpc.streaming`).
+    """One strided stage of a 1-D encoder, for exact streaming (:mod:`cpc.features.streaming`).
 
     ``kernel``, ``stride`` and ``padding`` count the stage's input steps; ``forward``
     runs the stage on unpadded input, ``(b, (n - 1) * stride + kernel, c)`` ->
@@ -256,7 +256,7 @@ class StridedConv1d(nn.Conv1d):
     def valid(self, x: Tensor) -> Tensor:
         """The convolution without its padding: (b, t, c) -> (b, (t - kernel) // stride + 1, d)."""
         c, k, stride = self.in_channels, self.kernel_size[0], self.stride[0]
-        if torch.onnx.is_in_onnx_export():  # one standard Conv node (cpc.export)
+        if torch.onnx.is_in_onnx_export():  # one standard Conv node (cpc.checkpoints.export)
             y = F.conv1d(rearrange(x, "b t c -> b c t"), self.weight, self.bias, stride)
             return rearrange(y, "b d s -> b s d")
         taps = -(-k // stride)
@@ -321,7 +321,7 @@ class ConvEncoder(nn.Module):
             waveform), and in a right-padded batch the last valid latents of a shorter
             example see the batch's padding, so a padded batch no longer equals each
             example alone. Exact chunked and streamed extraction still holds, per file
-            (:mod:`cpc.streaming` pads each layer at the start and end of the stream).
+            (:mod:`cpc.features.streaming` pads each layer at the start and end of the stream).
         conv_bias: Give the convolutions a bias. Default: not before a ``"layer"`` norm.
             A layer norm normalises each step's vector over channels but never removes
             a channel's constant over time, so a bias passes through it: with
@@ -413,7 +413,7 @@ class ConvEncoder(nn.Module):
         return conv_output_lengths(lengths, self.kernels, self.strides, self.padding)
 
     def stream_stages(self) -> list[StreamStage]:
-        """The layers as stages that :mod:`cpc.streaming` runs on a growing input."""
+        """The layers as stages that :mod:`cpc.features.streaming` runs on a growing input."""
         return [
             StreamStage(kernel, stride, pad, partial(self._stage, i))
             for i, (kernel, stride, pad) in enumerate(
@@ -524,7 +524,7 @@ class SpectralEncoder(nn.Module):
         return rearrange(spec, "b f s -> b s f")
 
     def stream_stages(self) -> list[StreamStage]:
-        """The framing and the convolutions as stages for :mod:`cpc.streaming`."""
+        """The framing and the convolutions as stages for :mod:`cpc.features.streaming`."""
         if self.kind == "mfcc":
             raise ValueError(
                 "the MFCC front-end clips each input relative to its own maximum (top_db), "

@@ -5,7 +5,7 @@ from a run directory, a checkpoint directory or a weights file without executing
 anything stored in it.
 """
 
-from cpc.train.checkpoint import (
+from cpc.checkpoints.store import (
     Checkpoint,
     CheckpointError,
     TrainState,
@@ -15,8 +15,8 @@ from cpc.train.checkpoint import (
     read_meta,
     save_checkpoint,
 )
+from cpc.errors import NonFiniteLossError
 from cpc.train.schedule import build_optimizer, lr_at, param_groups
-from cpc.train.steps import NonFiniteLossError
 from cpc.train.trainer import TrainResult, train
 
 __all__ = [

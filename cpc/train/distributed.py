@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from cpc.dist import active, initialized, rank, world_size
+from cpc.ranks import active, initialized, rank, world_size
 
 __all__ = [
     "DistInfo",

@@ -24,16 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from cpc.data.seeds import mix_seed
+from cpc.errors import NonFiniteLossError
 from cpc.train import distributed
 
 logger = logging.getLogger(__name__)
 
 #: Stream id mixed into validation seeds, so they never meet training ones.
 VAL_STREAM = 1_000_003
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stopped without saving that step."""
 
 
 def cpu_supports_bf16() -> bool:

@@ -36,11 +36,8 @@ import torch
 import yaml
 from torch import nn
 
-from cpc.config import Config, ConfigError, build_model
-from cpc.config_checks import check_runnable
-from cpc.data.seeds import mix_seed
-from cpc.train import distributed
-from cpc.train.checkpoint import (
+from cpc.checkpoints.lock import RunLock
+from cpc.checkpoints.store import (
     TrainState,
     latest_checkpoint,
     load_newest_valid,
@@ -49,8 +46,12 @@ from cpc.train.checkpoint import (
     set_aside,
     set_rng_state,
 )
+from cpc.config import Config, ConfigError
+from cpc.data.registry import build_model
+from cpc.data.seeds import mix_seed
+from cpc.data.validate import check_runnable
+from cpc.train import distributed
 from cpc.train.loaders import SkipBatches, TrainData, build_data, make_loader, skip_summary
-from cpc.train.lock import RunLock
 from cpc.train.metrics import RunLog
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
 from cpc.train.steps import (

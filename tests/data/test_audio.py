@@ -13,7 +13,7 @@ from cpc.data.audio import (
     read_audio,
     resampled_length,
 )
-from cpc.data.errors import DataError, EmptyDatasetError
+from cpc.errors import DataError, EmptyDatasetError
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:

@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-from cpc.data.errors import DataError
 from cpc.data.images import (
     DEFAULT_IDX_ROOT,
     IDXImageDataset,
@@ -16,6 +15,7 @@ from cpc.data.images import (
     synthetic_textures,
     write_idx,
 )
+from cpc.errors import DataError
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cpc.config import Config, ConfigError, build_model, load_config
+from cpc.config import Config, ConfigError, load_config
 from cpc.data.audio import audio_records
-from cpc.data.registry import RECIPES, get_recipe
+from cpc.data.registry import RECIPES, build_model, get_recipe
 from cpc.models.builders import cpc_audio, cpc_image, cpc_signal
 
 BUILDERS = {"audio": cpc_audio, "signal": cpc_signal, "image": cpc_image}

@@ -11,8 +11,8 @@ import soundfile as sf
 import soxr
 
 from cpc.data.blocks import AudioBlocks
-from cpc.data.errors import DataError
 from cpc.data.resample import StreamResampler, resample, resampled_length, source_span
+from cpc.errors import DataError
 
 RATES = [8000, 11127, 22050, 44100, 44101, 48000, 16000]
 

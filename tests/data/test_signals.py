@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.data.errors import DataError, EmptyDatasetError
 from cpc.data.signal_io import fill_missing, read_signal, resample_uniform
 from cpc.data.signals import (
     ChannelStats,
@@ -13,6 +12,7 @@ from cpc.data.signals import (
     signal_records,
     svc2004_writer,
 )
+from cpc.errors import DataError, EmptyDatasetError
 
 
 def svc_file(path: Path, points: int, columns: int = 7, step_ms: int = 10) -> Path:

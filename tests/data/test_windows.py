@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.data.errors import DataError, EmptyDatasetError
 from cpc.data.sources import Record
 from cpc.data.windows import FileDataset, FileSource, WindowDataset, short_clip_limit
+from cpc.errors import DataError, EmptyDatasetError
 
 
 class ArraySource(FileSource):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.data.errors import DataError
+from cpc.errors import DataError
 from cpc.eval.abx import (
     ItemToken,
     abx_errors,

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from cpc.eval.speech_table import TableSettings, run_speech_table
+from cpc.experiments.speech_table import TableSettings, run_speech_table
 
 
 def test_pipeline_writes_tables_and_plots(tmp_path, monkeypatch):

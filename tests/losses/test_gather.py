@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cpc import dist as world
+from cpc import ranks as world
 from cpc.losses.gather import gather_pool
 from cpc.losses.infonce import InfoNCE
 

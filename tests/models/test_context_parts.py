@@ -53,7 +53,7 @@ def test_documented_defaults():
 
 
 def test_only_the_recurrent_context_continues_from_a_state():
-    """Chunked extraction (``cpc.extract``) relies on this flag."""
+    """Chunked extraction (``cpc.features.extract``) relies on this flag."""
     assert RecurrentContext(4, 6, "lstm", num_layers=2).supports_chunks is True
     for whole in (
         TransformerContext(4, 8, heads=2),

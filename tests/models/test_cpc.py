@@ -112,7 +112,8 @@ def test_speech_negatives_come_from_the_anchors_own_sequence():
     """Speech defaults draw negatives inside the anchor's window (results/table1: batch
     negatives from other voices made the features speaker-bound, ABX across 20.7% vs 8.7%);
     signals keep batch negatives, and the choice stays overridable."""
-    from cpc.config import build_model, load_config
+    from cpc.config import load_config
+    from cpc.data.registry import build_model
 
     assert cpc.cpc_audio().loss.negatives == "sequence"
     assert cpc.cpc_audio_small().loss.negatives == "sequence"

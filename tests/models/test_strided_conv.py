@@ -100,7 +100,7 @@ def test_both_product_layouts_match_conv1d(monkeypatch, batched):
 
 
 def test_onnx_export_branch_is_the_same_convolution(monkeypatch):
-    """While exporting, valid() emits one standard Conv; same values (cpc.export)."""
+    """While exporting, valid() emits one standard Conv; same values (cpc.checkpoints.export)."""
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
     torch.manual_seed(0)
     for c, d, k, s, t in GEOMETRIES[:3]:

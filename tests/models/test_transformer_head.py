@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from cpc.config import ModelConfig, build_model
+from cpc.config import ModelConfig
+from cpc.data.registry import build_model
 from cpc.models.builders import make_predictor
 from cpc.models.transformer_head import TransformerHead
 

@@ -148,7 +148,7 @@ def dropout_in_models(p: float = 0.2) -> Iterator[None]:
 @pytest.fixture
 def fresh_run(tmp_path):
     """A tiny run's config, its model built from seed 0 (untrained) and its optimizer."""
-    from cpc.config import build_model
+    from cpc.data.registry import build_model
     from cpc.train.schedule import build_optimizer
 
     config = tiny_config(tmp_path / "data", tmp_path / "run")
@@ -159,7 +159,7 @@ def fresh_run(tmp_path):
 
 def save_step(config, model, optimizer, step, **kwargs):
     """``save_checkpoint`` of a run at ``step`` (epoch 2, batch 1 unless ``state=`` says)."""
-    from cpc.train.checkpoint import TrainState, save_checkpoint
+    from cpc.checkpoints.store import TrainState, save_checkpoint
 
     state = kwargs.pop("state", TrainState(step=step, epoch=2, batch_in_epoch=1))
     return save_checkpoint(

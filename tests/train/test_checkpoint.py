@@ -9,8 +9,7 @@ import safetensors.torch
 import torch
 
 import cpc
-from cpc.config import build_model
-from cpc.train.checkpoint import (
+from cpc.checkpoints.store import (
     CheckpointError,
     TrainState,
     list_checkpoints,
@@ -21,6 +20,7 @@ from cpc.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from cpc.data.registry import build_model
 from cpc.train.schedule import build_optimizer
 
 from .conftest import latest, tiny_config

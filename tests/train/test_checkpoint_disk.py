@@ -14,8 +14,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from cpc.config import RunConfig, build_model
-from cpc.train.checkpoint import (
+from cpc.checkpoints.store import (
     CheckpointError,
     TrainState,
     checkpoint_dir,
@@ -29,6 +28,8 @@ from cpc.train.checkpoint import (
     set_aside,
     set_rng_state,
 )
+from cpc.config import RunConfig
+from cpc.data.registry import build_model
 from cpc.train.schedule import build_optimizer
 
 from .conftest import save_step, tiny_config
@@ -171,7 +172,7 @@ def test_a_prune_killed_half_way_leaves_no_checkpoint_and_its_trash_goes_next_ti
     fresh_run, monkeypatch
 ):
     config, model, optimizer = fresh_run
-    import cpc.train.checkpoint as checkpoint
+    import cpc.checkpoints.store as checkpoint
 
     save_step(config, model, optimizer, 1, keep_last=1)
     real_rmtree = checkpoint.shutil.rmtree

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.train.checkpoint import (
+from cpc.checkpoints.store import (
     FORMAT_VERSION,
     CheckpointError,
     TrainState,

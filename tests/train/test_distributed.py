@@ -17,7 +17,7 @@ import safetensors.torch
 import torch.distributed as dist
 from cpc.config import Config
 from cpc.train import train
-from cpc.train.checkpoint import state_dict_cpu
+from cpc.checkpoints.store import state_dict_cpu
 
 config = Config.from_dict(json.load(open(sys.argv[1])))
 held = {}

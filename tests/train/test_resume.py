@@ -13,8 +13,8 @@ import safetensors.torch
 import soundfile as sf
 import torch
 
+from cpc.checkpoints.store import list_checkpoints, load_train_state
 from cpc.train import train
-from cpc.train.checkpoint import list_checkpoints, load_train_state
 
 from .conftest import dropout_in_models, latest, run_python, tiny_config, write_wavs
 
@@ -23,7 +23,7 @@ import json, os, shutil, signal, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-import cpc.train.checkpoint as ckpt
+import cpc.checkpoints.store as ckpt
 import cpc.train.trainer as trainer
 from cpc.config import Config
 from cpc.train import train

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from cpc.config import ConfigError
-from cpc.data.errors import EmptyDatasetError
-from cpc.train import NonFiniteLossError, load_model, train
+from cpc.errors import EmptyDatasetError, NonFiniteLossError
+from cpc.train import load_model, train
 from cpc.train.steps import cpu_supports_bf16, micro_step, optimizer_step
 
 from .conftest import checkpoint_of, latest, tiny_config, write_wavs

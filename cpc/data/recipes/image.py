@@ -16,15 +16,15 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from cpc.data import images as im
-from cpc.data.errors import DataError, EmptyDatasetError, SkipReport, load_or_next
-from cpc.data.recipe import DataInfo, DataSplits, ExtractOptions, FileItems, Recipe, split_indices
+from cpc.data.errors import SkipReport, load_or_next
+from cpc.data.recipe import DataInfo, DataSplits, FileItems, Recipe, split_indices
 from cpc.data.seeds import mix_seed
 from cpc.data.sources import list_files
+from cpc.errors import DataError, EmptyDatasetError
 from cpc.models.builders import cpc_image
 
 if TYPE_CHECKING:
     from cpc.config import Config
-    from cpc.models.cpc import CPCModel
 
 #: Synthetic texture images per split (``data.train: textures``).
 TEXTURE_COUNTS = {"train": 2048, "val": 256}
@@ -155,6 +155,7 @@ class ImageRecipe(Recipe):
     builder = staticmethod(cpc_image)
     length_field = "image_size"
     length_unit = "pixel rows"
+    layout = "grid"
 
     def check(self, config: Config) -> None:
         from cpc.config import ConfigError
@@ -213,11 +214,3 @@ class ImageRecipe(Recipe):
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
         size = info.image_size or 256
         return ImageFiles(source, size, info.in_channels or 3)
-
-    def extract(
-        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
-    ) -> Path:
-        """Grid features and pooled rows (:func:`cpc.extract.write_grid_features`)."""
-        from cpc.extract import write_grid_features
-
-        return write_grid_features(model, dataset, out, options.layer, options.single_array)

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from cpc.data.recipe import ExtractOptions, FileItems, Recipe
-
-if TYPE_CHECKING:
-    from cpc.models.cpc import CPCModel
+from cpc.data.recipe import Recipe
 
 
 class SequenceRecipe(Recipe):
@@ -16,23 +10,7 @@ class SequenceRecipe(Recipe):
 
     Training items are :class:`~cpc.data.windows.WindowDataset` windows collated by
     :func:`~cpc.data.collate.pad_collate`; extraction writes one ``.npy`` of features
-    per file, computed in chunks (:func:`cpc.extract.extract_dataset`).
+    per file, computed in chunks (:func:`cpc.features.extract.extract_dataset`).
     """
 
-    def extract(
-        self, model: CPCModel, dataset: FileItems, out: Path, options: ExtractOptions
-    ) -> Path:
-        """Features of every file (a file that fails is reported and has no row)."""
-        from cpc.extract import extract_dataset
-
-        seconds = options.info.seconds_per_sample
-        step_seconds = None if seconds is None else model.downsampling * seconds
-        return extract_dataset(
-            model,
-            dataset,
-            out,
-            options.layer,
-            options.chunk_steps,
-            step_seconds,
-            stream_samples=options.stream_samples,
-        )
+    layout = "sequence"

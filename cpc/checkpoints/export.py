@@ -20,9 +20,6 @@ but are not covered by the tests.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -83,20 +80,3 @@ def export_onnx(model: CPCModel, path: str | Path, layer: str = "context") -> Pa
             dynamo=False,
         )
     return path
-
-
-def cli_export(args: argparse.Namespace) -> int:
-    """``cpc export RUN OUT.onnx [--layer context]``."""
-    from cpc.loading import load_model
-
-    model = load_model(args.checkpoint)
-    try:
-        model.context_layer(args.layer)
-        path = export_onnx(model, args.out, args.layer)
-    except ValueError as err:
-        print(f"cpc export: error: {err}", file=sys.stderr)
-        return 2
-    info = {"layer": args.layer, "opset": OPSET, "downsampling": model.downsampling}
-    info["receptive_field"] = model.receptive_field
-    print(f"exported {args.layer} features to {path}: {json.dumps(info)}")
-    return 0

@@ -20,19 +20,18 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from cpc.config import Config, ConfigError, build_model
+from cpc.checkpoints.safe_load import check_weights, weight_mismatch
+from cpc.config import Config, ConfigError
+from cpc.data.registry import build_model
+from cpc.errors import CheckpointError, UnsafeCheckpointError
 from cpc.models.cpc import CPCModel
-from cpc.safe_load import UnsafeCheckpointError, check_weights, weight_mismatch
+from cpc.version import __version__
 
 WEIGHTS = "model.safetensors"
 TRAIN_STATE = "train_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
 MAX_META_BYTES = 16 << 20
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be found, read or applied; the message names the file."""
 
 
 # --- finding checkpoints --------------------------------------------------------------
@@ -172,6 +171,18 @@ def load_weights(model: nn.Module, weights: str | Path) -> None:
     model.load_state_dict(tensors, strict=True)
 
 
+def hub_config(model_config: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``config.json`` contents for a model config and (optionally) checkpoint meta."""
+    out: dict[str, Any] = {"cpc_version": __version__, "model": model_config}
+    if meta:
+        out["training"] = meta.get("config")
+        out["step"] = meta.get("step")
+        out["data"] = meta.get("data", {})
+        if "imported" in meta:
+            out["imported"] = meta["imported"]
+    return out
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel:
     """Rebuild a trained model from its saved config and load its weights (eval mode).
 
@@ -194,8 +205,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
         verify_files(weights.parent, meta, (WEIGHTS,))
     model = build_model(config.model)
     load_weights(model, weights)
-    from cpc.hub import hub_config  # the training config and data facts, for the Hub
-
     model.hub_config = hub_config(dataclasses.asdict(config.model), meta)
     return model.to(device).eval()
 
@@ -205,7 +214,7 @@ def checked_config(path: str | Path) -> tuple[Config, dict[str, Any]]:
 
     Nothing is allocated: the config's sizes are range-checked, and the tensor names and
     shapes of the model it describes (built on the meta device) are compared with the
-    safetensors header (:mod:`cpc.safe_load`).
+    safetensors header (:mod:`cpc.checkpoints.safe_load`).
 
     Returns:
         The config and the whole ``meta.json``.

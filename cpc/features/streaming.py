@@ -1,6 +1,6 @@
 """Streaming feature extraction: input in arbitrary pieces, the offline features out.
 
-``stream = model.streamer(layer="context")`` (or :class:`Streamer`), then
+``stream = Streamer(model, layer="context")``, then
 ``stream.push(samples)`` for each piece as it arrives (any length, not a multiple of the
 downsampling) returns the features that piece completed, and ``stream.flush()`` at the
 end returns the rest. Concatenated, they equal ``model.features`` of the whole input.

@@ -1,5 +1,4 @@
-"""Range checks of every config value, and whether the model the config describes can
-train on the windows it will be given; run before any data is read or weight allocated.
+"""Range checks of every config value, run before any data is read or weight allocated.
 
 The types and allowed words of each field are checked where the YAML is parsed
 (:mod:`cpc.config`); this module checks what types cannot say: that sizes are positive
@@ -16,13 +15,12 @@ refused by a message instead of an attempt to allocate terabytes.
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from dataclasses import dataclass, fields, is_dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from cpc.config import Config, ModelConfig
-    from cpc.models.cpc import CPCModel
+from cpc.errors import ConfigError
 
 _HUGE = 2**62  # counts of steps: any finite run
 _WIDTH = 65_536  # channels, dimensions, kernel sizes
@@ -134,8 +132,6 @@ def check_section(name: str, section: Any) -> None:
         ConfigError: Naming ``section.key``, the value and the allowed range.
 
     """
-    from cpc.config import ConfigError
-
     assert is_dataclass(section)
     for f in fields(section):
         rule = RULES.get(f"{name}.{f.name}")
@@ -154,82 +150,24 @@ def check_section(name: str, section: Any) -> None:
             raise ConfigError(f"{key} {problem}, got {short(value)}")
 
 
-def check_model(model: ModelConfig) -> CPCModel:
-    """Build the described model on the meta device: its shapes, no memory allocated.
-
-    Cheap and safe whatever the sizes (they are range-checked first); a combination the
-    builder rejects becomes a :class:`ConfigError`.
-    """
-    import torch
-
-    from cpc.config import ConfigError, build_model
-
-    try:
-        with torch.device("meta"):
-            return build_model(model)
-    except (ValueError, TypeError, ZeroDivisionError, IndexError, RuntimeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ConfigError(f"model: these settings do not build a model: {first}") from None
-
-
-def check_geometry(config: Config) -> None:
-    """Check that the encoder's receptive field and every offset fit in a window.
-
-    The model's encoder (a meta-device skeleton) says how many latent steps (or grid
-    rows) a training window gives, and every prediction offset must have a target
-    inside it, else that offset's accuracy would be reported as 0.0 forever. A training
-    check only: a saved model stays usable for features whatever its window.
+def check_group_from(spec: str) -> None:
+    """Check a ``data.group_from`` spec's syntax (:func:`cpc.data.sources.group_rule` uses it).
 
     Raises:
-        ConfigError: The window is shorter than the encoder's receptive field, or the
-            largest offset never fits.
+        ConfigError: An unknown spec or a pattern that does not compile (names it).
 
     """
-    import torch
-
-    from cpc.config import ConfigError
-    from cpc.data.registry import get_recipe  # not at import: the recipes use this module
-
-    model = check_model(config.model)
-    recipe = get_recipe(config.model.modality)
-    key, unit = recipe.length_field, recipe.length_unit
-    length = int(getattr(config.data, key))
-    steps = int(model.encoder.output_lengths(torch.tensor([length]))[0])
-    if steps < 1:
-        raise ConfigError(
-            f"data.{key}={length} {unit} is shorter than the encoder's receptive field "
-            f"({model.receptive_field or 'one patch'}): no latent step would come out"
-        )
-    k_max = max(model.offsets)
-    if steps <= k_max:
-        raise ConfigError(
-            f"data.{key}={length} {unit} gives {steps} latent step(s), but the offsets "
-            f"{model.offsets[0]}..{k_max} (model.k_min, model.num_offsets) need at least "
-            f"{k_max + 1}: make data.{key} larger or use fewer offsets"
-        )
-
-
-def check_runnable(config: Config) -> None:
-    """What a training run needs beyond a valid config: offsets that fit in a window
-    (:func:`check_geometry`), a data source and the device.
-
-    Kept apart from the section checks because a saved config (a checkpoint's) must stay
-    loadable on a machine without a GPU or without its training data.
-
-    Raises:
-        ConfigError: Offsets that cannot fit, ``data.train`` empty, or
-            ``run.device=cuda`` without a GPU.
-
-    """
-    import torch
-
-    from cpc.config import ConfigError
-
-    check_geometry(config)
-    if not config.data.train.strip():
-        raise ConfigError(
-            "data.train is empty: name a folder, a manifest or a built-in source "
-            "(an empty value would mean the current directory)"
-        )
-    if config.run.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device=cuda, but torch sees no CUDA device: use auto or cpu")
+    if spec in ("auto", "parent", "grandparent"):
+        return
+    if spec.startswith("regex:"):
+        try:
+            re.compile(spec[len("regex:") :])
+        except re.error as err:
+            raise ConfigError(f"data.group_from={spec!r}: bad regular expression ({err})") from None
+        return
+    if spec.startswith("column:") and spec[len("column:") :].strip():
+        return
+    raise ConfigError(
+        f"data.group_from={short(spec)}: use auto, parent, grandparent, regex:PATTERN "
+        "or column:NAME"
+    )

@@ -1,14 +1,16 @@
 """Hugging Face Hub folders: ``model.safetensors`` + ``config.json`` + a model card.
 
-:class:`cpc.models.cpc.CPCModel` inherits ``huggingface_hub.ModelHubMixin``, which
-gives ``save_pretrained(dir)``, ``CPCModel.from_pretrained(dir or "user/repo")`` and
-``push_to_hub(repo)``; the files are written and read here. ``config.json`` holds:
+``cpc.save_pretrained(model, dir)``, ``cpc.from_pretrained(dir or "user/repo")`` and
+``cpc.push_to_hub(model, repo)`` write and read them (the model itself knows no files).
+A model saves only when it carries the record of what it was built from
+(``model.hub_config``: set by :func:`cpc.data.registry.build_model`, :func:`cpc.load`
+and :func:`from_pretrained`). ``config.json`` holds:
 
 - ``model``: the :class:`cpc.config.ModelConfig` the model was built from (enough to
   rebuild it; nothing is executed when loading, the weights are safetensors);
 - ``training``: the whole training config, when the model came from a checkpoint;
 - ``data``: the data facts saved with it (channels, rates, normalisation statistics);
-- ``imported``: where a converted model came from (:mod:`cpc.convert`).
+- ``imported``: where a converted model came from (:mod:`cpc.checkpoints.convert`).
 
 A local folder is read without any network access (``HF_HUB_OFFLINE=1`` is not even
 needed); a repo id is fetched with ``hf_hub_download`` (from the cache when offline).
@@ -17,17 +19,24 @@ needed); a repo id is fetched with ``hf_hub_download`` (from the cache when offl
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import safetensors.torch
 import yaml
+from huggingface_hub import ModelCard, ModelCardData
 
-if TYPE_CHECKING:
-    from cpc.models.cpc import CPCModel
+from cpc.checkpoints.loading import load_weights
+from cpc.checkpoints.store import state_dict_cpu
+from cpc.config import Config
+from cpc.data.registry import build_model
+from cpc.errors import CheckpointError, ConfigError
+from cpc.models.cpc import CPCModel
 
-# cpc.models.cpc imports this module for CARD, so the package's own modules are
-# imported inside the functions.
+#: What :func:`from_pretrained` passes on to ``hf_hub_download``.
+DOWNLOAD_ARGS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+TAGS = ["contrastive-predictive-coding", "self-supervised", "feature-extraction"]
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"  # as a training checkpoint names them
 
@@ -41,8 +50,8 @@ A Contrastive Predictive Coding model saved by the `cpc` package ({{ cpc_version
 {{ summary }}
 
 ```python
-from cpc import CPCModel
-model = CPCModel.from_pretrained("{{ repo_hint }}")       # or a local folder
+import cpc
+model = cpc.from_pretrained("{{ repo_hint }}")            # or a local folder
 feats, steps = model.features(wave[None], layer="context")  # (1, s, 1, {{ context_dim }})
 ```
 
@@ -64,31 +73,40 @@ feats, steps = model.features(wave[None], layer="context")  # (1, s, 1, {{ conte
 """
 
 
-def hub_config(model_config: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``config.json`` contents for a model config and (optionally) checkpoint meta."""
-    from cpc.version import __version__
+def save_pretrained(model: CPCModel, folder: str | Path) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and a model card (``README.md``).
 
-    out: dict[str, Any] = {"cpc_version": __version__, "model": model_config}
-    if meta:
-        out["training"] = meta.get("config")
-        out["step"] = meta.get("step")
-        out["data"] = meta.get("data", {})
-        if "imported" in meta:
-            out["imported"] = meta["imported"]
-    return out
+    Raises:
+        ValueError: The model carries no record of its config (a bare builder call).
 
-
-def save_folder(model: CPCModel, folder: Path) -> None:
-    """Write ``model.safetensors`` and ``config.json`` into ``folder``."""
-    from cpc.train.checkpoint import state_dict_cpu
-
+    """
     if model.hub_config is None:
         raise ValueError(
-            "this model does not know its config: build it with cpc.config.build_model or "
-            "load it with cpc.load / CPCModel.from_pretrained before save_pretrained"
+            "this model does not know its config: build it with cpc.data.registry.build_model "
+            "or load it with cpc.load / cpc.from_pretrained before save_pretrained"
         )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(state_dict_cpu(model), str(folder / WEIGHTS))
     (folder / CONFIG).write_text(json.dumps(model.hub_config, indent=2, default=str))
+    card = ModelCard.from_template(
+        ModelCardData(library_name="cpc", tags=TAGS),
+        template_str=CARD,
+        **model_card_fields(model.hub_config),
+    )
+    card.save(folder / "README.md")
+    return folder
+
+
+def push_to_hub(model: CPCModel, repo_id: str, **hub: Any) -> str:
+    """Save the model's Hub folder and upload it to ``repo_id`` (needs a token)."""
+    from huggingface_hub import HfApi  # the network client: only when pushing
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True, **hub)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp)
+        return str(api.upload_folder(repo_id=repo_id, folder_path=tmp))
 
 
 def model_card_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -123,18 +141,25 @@ def _download(model_id: str, filename: str, **hub: Any) -> Path:
     return Path(hf_hub_download(repo_id=model_id, filename=filename, **hub))
 
 
-def load_folder(model_id: str, config: dict[str, Any] | None, **hub: Any) -> CPCModel:
-    """Rebuild a model from a folder or repo id (``config`` as the mixin read it)."""
-    from cpc.config import Config, ConfigError, build_model
-    from cpc.loading import CheckpointError, load_weights
+def from_pretrained(model_id: str | Path, **hub: Any) -> CPCModel:
+    """Rebuild a model from a Hub folder or repo id (eval mode).
 
+    A local folder is read with no network access; a repo id goes through
+    ``hf_hub_download`` (``revision``, ``cache_dir``, ``token``... are passed on).
+
+    Raises:
+        CheckpointError: A missing or malformed ``config.json`` or weights that do not
+            match it.
+
+    """
+    hub = {k: v for k, v in hub.items() if k in DOWNLOAD_ARGS and v is not None}
+    model_id = str(model_id)
     local = Path(model_id)
     weights = local / WEIGHTS if local.is_dir() else _download(model_id, WEIGHTS, **hub)
-    if config is None:
-        path = local / CONFIG if local.is_dir() else _download(model_id, CONFIG, **hub)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing; it holds the config the model needs")
-        config = json.loads(path.read_text())
+    path = local / CONFIG if local.is_dir() else _download(model_id, CONFIG, **hub)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; it holds the config the model needs")
+    config = json.loads(path.read_text())
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{model_id}: {CONFIG} has no 'model' section")
     try:

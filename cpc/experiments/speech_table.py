@@ -41,8 +41,9 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from cpc.config import Config, build_model, load_config
+from cpc.config import Config, load_config
 from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
+from cpc.data.registry import build_model
 from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.plots import (
@@ -53,7 +54,7 @@ from cpc.eval.plots import (
 )
 from cpc.eval.probes import frames_from_sequences, linear_probe
 from cpc.eval.report import collect_provenance, write_report
-from cpc.extract import extract_sequence
+from cpc.features.extract import extract_sequence
 from cpc.models.cpc import CPCModel
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _pooled(fn: FeatureFn, utts: list[Utterance]) -> Tensor:
 
 def _config(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
     return load_config(
-        "speech_small_cpu",  # the shipped preset (cpc.presets), found when installed too
+        "speech_small_cpu",  # the shipped preset (cpc.config.presets), found when installed too
         [
             f"data.train={manifest}",
             f"run.out_dir={out_dir}",
@@ -225,7 +226,7 @@ def _check_models(settings: TableSettings, out: Path) -> None:
 
     """
     from cpc.config import ConfigError
-    from cpc.config_checks import check_runnable
+    from cpc.data.validate import check_runnable
 
     planned = {"CPC": [], **settings.rows}
     planned |= {
@@ -290,7 +291,7 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
     t0 = time.monotonic()
     config = _pretrain(settings, manifest, out / "run", [])
     timings["pretrain_s"] = time.monotonic() - t0
-    from cpc.train.checkpoint import load_model
+    from cpc.checkpoints.store import load_model
 
     cpc_model = load_model(out / "run")
     torch.manual_seed(settings.seed)

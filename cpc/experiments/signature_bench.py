@@ -15,7 +15,7 @@ local features; every verifier is then scored with the protocol of
   frames, averaged over time (Euclidean distance) or aligned by DTW.
 - ``random-init CPC ...``: the same network before training.
 
-Run ``python -m cpc.eval.signature_bench --out results/signatures --seeds 0 1 2`` (under
+Run ``python -m cpc.experiments.signature_bench --out results/signatures --seeds 0 1 2`` (under
 ``nice``, one thread); ``--quick`` runs toy sizes. Each seed writes ``seed<s>.json``;
 the table over seeds goes to ``table.md`` and ``results.json``.
 """
@@ -133,7 +133,7 @@ def pretrain(manifest: Path, run_dir: Path, seed: int, steps: int, overrides: li
 
 def frame_features(model: torch.nn.Module, feats: list[np.ndarray], layer: str) -> list[np.ndarray]:
     """Frame features (``"context"`` or ``"encoder"``) of whole streams, ``(s, d)`` each."""
-    from cpc.extract import extract_sequence
+    from cpc.features.extract import extract_sequence
 
     return [
         extract_sequence(model, torch.from_numpy(f), layer=layer).numpy()  # type: ignore[arg-type]
@@ -217,9 +217,10 @@ def run_seed(
     The run goes to ``work/<tag>_run<seed>`` (an existing complete run is reused).
     """
     from cpc import load
-    from cpc.config import build_model, load_config
+    from cpc.checkpoints.store import read_meta
+    from cpc.config import load_config
+    from cpc.data.registry import build_model
     from cpc.data.signals import ChannelStats
-    from cpc.train.checkpoint import read_meta
 
     torch.manual_seed(seed)
     t0 = time.perf_counter()
@@ -328,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in [] if args.summarise else args.seeds:
         run = run_seed(seed, size, args.work, args.override, args.inputs, args.out.name)
-        run["command"] = " ".join(["python -m cpc.eval.signature_bench", *(argv or sys.argv[1:])])
+        command = ["python -m cpc.experiments.signature_bench", *(argv or sys.argv[1:])]
+        run["command"] = " ".join(command)
         run["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads 1"
         (args.out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
     runs = [json.loads((args.out / f"seed{s}.json").read_text()) for s in args.seeds]

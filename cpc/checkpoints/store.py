@@ -35,8 +35,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from cpc.config import Config
-from cpc.loading import (
+from cpc.checkpoints.loading import (
     META,
     TRAIN_STATE,
     WEIGHTS,
@@ -52,6 +51,7 @@ from cpc.loading import (
     resolve,
     verify_files,
 )
+from cpc.config import Config
 from cpc.version import __version__
 
 __all__ = [

@@ -23,14 +23,11 @@ from pathlib import Path
 from types import TracebackType
 
 from cpc.config import ConfigError
+from cpc.errors import RunBusyError
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
-
-
-class RunBusyError(ConfigError):
-    """Another live process holds the run directory's lock; the message names it."""
 
 
 def _holder(text: str) -> str:

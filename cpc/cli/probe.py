@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from cpc.eval.probe_folder import ProbeSpec, load_label_names, run_probes
+from cpc.eval.report import markdown_table
+
 
 def _probe(args: argparse.Namespace) -> int:
-    from cpc.eval.probe_folder import ProbeSpec, load_label_names, run_probes
-    from cpc.eval.report import markdown_table
-
     folders: dict[str, Path] = {}
     for entry in args.features:
         name, sep, path = entry.partition("=")

@@ -5,7 +5,7 @@ A checkpoint's ``meta.json`` decides what model is built, so a crafted one
 of gigabytes. The defence has three layers, all before the real model is built:
 
 1. ``meta.json`` is read with a size limit and its config is validated like any
-   user's (:mod:`cpc.config_checks`: every size bounded, the offsets fit);
+   user's (:mod:`cpc.config.ranges`: every size bounded, the offsets fit);
 2. the model that config describes is built on the meta device, which allocates
    nothing and gives every tensor's expected name and shape;
 3. the weight file's header (safetensors: an 8-byte length and a JSON table of names,
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cpc.config import ModelConfig
-from cpc.config_checks import check_model
+from cpc.data.registry import check_model
+from cpc.errors import UnsafeCheckpointError
 from cpc.models.cpc import CPCModel
 
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit
@@ -45,10 +46,6 @@ _DTYPE_BYTES = {
     "U64": 8,
     "F64": 8,
 }
-
-
-class UnsafeCheckpointError(ValueError):
-    """The weight file is malformed or does not match its config; the message says how."""
 
 
 @dataclass(frozen=True)

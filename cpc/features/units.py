@@ -16,16 +16,17 @@ distribution is reported; below half of ``log k`` (``k`` equally used units give
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from cpc.errors import DataError, UnitsError
+from cpc.features.folder import read_feature_folder
 
 Normalize = Literal["standard", "l2", "none"]
 NORMALIZE: tuple[str, ...] = ("standard", "l2", "none")
@@ -33,34 +34,17 @@ NORMALIZE: tuple[str, ...] = ("standard", "l2", "none")
 COLLAPSE_FRACTION = 0.5
 
 
-class UnitsError(ValueError):
-    """A features folder or units folder that cannot be used; the message names it."""
-
-
 def read_features(folder: str | Path) -> list[tuple[str, np.ndarray]]:
-    """``(source path, features (s, d))`` of every file listed in ``folder/index.csv``."""
-    folder = Path(folder)
-    index = folder / "index.csv"
-    if not index.is_file():
-        raise UnitsError(f"{index}: missing; FEATURES_DIR must be a folder `cpc extract` wrote")
-    with open(index, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise UnitsError(f"{index}: lists no files")
-    out = []
-    for row in rows:
-        path = folder / row["features"]
-        try:
-            feats = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise UnitsError(f"{path}: not a readable .npy ({err})") from err
-        if feats.ndim != 2 or not np.isfinite(feats).all():
-            raise UnitsError(f"{path}: expected finite features (steps, dim), got {feats.shape}")
-        out.append((row["path"], feats))
-    dims = {feats.shape[1] for _, feats in out}
-    if len(dims) != 1:
-        raise UnitsError(f"{folder}: files have different feature sizes {sorted(dims)}")
-    return out
+    """``(file key, features (s, d))`` of every file of a feature folder.
+
+    Read by the feature folder's one reader (:func:`cpc.features.folder.read_feature_folder`);
+    its errors come back as :class:`UnitsError` with the same message.
+    """
+    try:
+        found = read_feature_folder(folder)
+    except (DataError, FileNotFoundError) as err:
+        raise UnitsError(f"{err} (FEATURES_DIR must be a folder `cpc extract` wrote)") from None
+    return list(found.features.items())
 
 
 def entropy(units: np.ndarray, k: int) -> float:
@@ -237,51 +221,3 @@ def apply_units(
     meta = {"k": model.k, "deduplicated": deduplicate, "entropy_nats": value, "files": len(files)}
     (out / "units.json").write_text(json.dumps(meta, indent=2))
     return out / "units.tsv", value
-
-
-# --- command line (registered in cpc.cli) ---------------------------------------------
-
-
-def _fail(command: str, err: Exception) -> int:
-    print(f"cpc units {command}: error: {err}", file=sys.stderr)
-    return 2
-
-
-def _warn(command: str, value: float, k: int) -> None:
-    message = collapse_warning(value, k)
-    if message:
-        print(f"cpc units {command}: warning: {message}", file=sys.stderr)
-
-
-def cli_fit(args: argparse.Namespace) -> int:
-    """``cpc units fit FEATURES_DIR --k K --out DIR [--normalize] [--seed] [--max-frames]``."""
-    if args.k < 2:
-        return _fail("fit", UnitsError(f"--k must be >= 2, got {args.k}"))
-    try:
-        files = read_features(args.features)
-        model = fit_units([f for _, f in files], args.k, args.normalize, args.seed, args.max_frames)
-    except UnitsError as err:
-        return _fail("fit", err)
-    facts = {"features": str(Path(args.features).resolve()), "files": len(files)}
-    extract_meta = Path(args.features) / "extract.json"
-    if extract_meta.is_file():
-        facts["extract"] = json.loads(extract_meta.read_text())
-    model.save(args.out, facts)
-    print(
-        f"{model.k} units from {model.frames} frames of {len(files)} files "
-        f"(entropy {model.fit_entropy:.2f} of log k = {math.log(model.k):.2f}) -> {args.out}"
-    )
-    _warn("fit", model.fit_entropy, model.k)
-    return 0
-
-
-def cli_apply(args: argparse.Namespace) -> int:
-    """``cpc units apply FEATURES_DIR --units DIR --out DIR [--dedup]``."""
-    try:
-        model = UnitModel.load(args.units)
-        path, value = apply_units(model, args.features, args.out, args.dedup)
-    except UnitsError as err:
-        return _fail("apply", err)
-    print(f"unit sequences written: {path}")
-    _warn("apply", value, model.k)
-    return 0

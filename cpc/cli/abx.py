@@ -7,11 +7,17 @@ import json
 import sys
 from pathlib import Path
 
+from cpc.eval.abx import (
+    Mode,
+    abx_from_items,
+    items_from_espeak_corpus,
+    read_item_file,
+    write_item_file,
+)
+from cpc.features.folder import read_feature_folder
+
 
 def _abx(args: argparse.Namespace) -> int:
-    from cpc.eval.abx import Mode, abx_from_items, read_item_file
-    from cpc.eval.feature_folder import read_feature_folder
-
     if args.max_group_size is not None and args.max_group_size < 1:
         print(
             f"cpc abx: error: --max-group-size must be >= 1, got {args.max_group_size}",
@@ -50,8 +56,6 @@ def _abx(args: argparse.Namespace) -> int:
 
 
 def _item(args: argparse.Namespace) -> int:
-    from cpc.eval.abx import items_from_espeak_corpus, write_item_file
-
     if not (Path(args.corpus) / "manifest.csv").is_file():
         raise FileNotFoundError(f"no corpus manifest {Path(args.corpus) / 'manifest.csv'}")
     tokens = items_from_espeak_corpus(args.corpus)
@@ -59,8 +63,8 @@ def _item(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction) -> None:
-    """Add ``abx`` to the top-level sub-commands and ``item`` to ``cpc data``."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``abx``."""
     p = sub.add_parser("abx", help="phone ABX error (within/across speakers) of features")
     p.add_argument("features", type=Path, help="folder from `cpc extract`, or <file id>.npy files")
     p.add_argument("item_file", type=Path, help="Libri-light .item file")
@@ -82,6 +86,9 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction) 
     p.add_argument("--out", type=Path, help="write the result as JSON here")
     p.set_defaults(func=_abx)
 
+
+def register_item(data: argparse._SubParsersAction) -> None:
+    """Add ``item`` to ``cpc data`` (:mod:`cpc.cli.data`)."""
     p = data.add_parser("item", help="the .item file (phone tokens) of a built-in espeak corpus")
     p.add_argument("corpus", type=Path)
     p.add_argument("out", type=Path)

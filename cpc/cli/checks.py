@@ -13,7 +13,7 @@ import torch
 
 from cpc.config import ConfigError
 
-# What an extraction leaves in its output folder (see cpc.extract).
+# What an extraction leaves in its output folder (see cpc.features.extract).
 FEATURE_MARKERS = ("index.csv", "extract.json")
 
 

@@ -35,10 +35,12 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from cpc.config import Config, ModelConfig, build_model, save_config
-from cpc.loading import META, WEIGHTS, CheckpointError, load_plain_torch
+from cpc.checkpoints.loading import META, WEIGHTS, load_plain_torch
+from cpc.checkpoints.store import state_dict_cpu
+from cpc.config import Config, ModelConfig, save_config
+from cpc.data.registry import build_model
+from cpc.errors import CheckpointError
 from cpc.models.cpc import CPCModel
-from cpc.train.checkpoint import state_dict_cpu
 from cpc.version import __version__
 
 #: CPC_audio's encoder: kernels, strides and padding of its five convolutions.

@@ -13,21 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
-from cpc.config_checks import check_model, check_section, short
-
-if TYPE_CHECKING:
-    from cpc.models.cpc import CPCModel
-
+from cpc.config.modalities import modality
+from cpc.config.presets import preset_names, preset_text
+from cpc.config.ranges import check_group_from, check_section, short
+from cpc.errors import ConfigError
 
 _MAX_CONFIG_BYTES = 1 << 20
-
-
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used; the message names it."""
 
 
 @dataclass
@@ -40,8 +35,10 @@ class ModelConfig:
     modality's builder does not take is ignored.
     """
 
-    modality: Literal["audio", "signal", "image"] = "audio"
-    """Which builder: ``cpc_audio``, ``cpc_signal`` or ``cpc_image``."""
+    modality: str = "audio"
+    """Which recipe and builder: ``audio`` (``cpc_audio``), ``signal`` (``cpc_signal``),
+    ``image`` (``cpc_image``), or any modality registered with
+    :func:`cpc.data.registry.register`."""
     frontend: Literal["waveform", "logmel", "mfcc"] | None = None
     """Audio only: raw waveform convolutions (default) or a spectral front-end."""
     sample_rate: int | None = None
@@ -106,8 +103,9 @@ class ModelConfig:
 class DataConfig:
     """Where the training data comes from and how batches are cut."""
 
-    kind: Literal["audio", "signal", "image"] | None = None
-    """The data's modality; None: ``model.modality`` (they must agree)."""
+    kind: str | None = None
+    """Older configs' name of the modality; None: ``model.modality`` (they must agree).
+    The config names the modality once, in ``model.modality``."""
     train: str = ""
     """Audio/signals: a folder (searched recursively) or a CSV/TSV manifest with a
     ``path`` column. Images: an image folder, or ``idx:DIR`` for MNIST-style IDX files
@@ -153,12 +151,7 @@ class DataConfig:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
-        from cpc.data.sources import group_rule
-
-        try:
-            group_rule(self.group_from)
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
+        check_group_from(self.group_from)
         if len(set(self.wave_augment)) != len(self.wave_augment):
             raise ConfigError(f"data.wave_augment lists an op twice: {self.wave_augment}")
 
@@ -230,8 +223,6 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        from cpc.data.registry import get_recipe
-
         if self.data.kind is None:
             self.data.kind = self.model.modality
         if self.model.modality != self.data.kind:
@@ -239,8 +230,7 @@ class Config:
                 f"model.modality={self.model.modality!r} does not match "
                 f"data.kind={self.data.kind!r}"
             )
-        get_recipe(self.model.modality).check(self)
-        check_model(self.model)
+        modality(self.model.modality).check(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe)."""
@@ -397,8 +387,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read a YAML config (a file, or a shipped preset's name such as
     ``speech_small_cpu``; None: the defaults) and apply overrides.
     """
-    from cpc.presets import preset_names, preset_text
-
     data: dict[str, Any] = {}
     if path is not None:
         text = None if Path(path).is_file() else preset_text(str(path))
@@ -422,16 +410,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def save_config(config: Config, path: str | Path) -> None:
     """Write the config as YAML."""
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def build_model(model: ModelConfig) -> CPCModel:
-    """The :class:`CPCModel` a model config describes, through its modality's builder.
-
-    The model keeps the config (``hub_config``) for ``save_pretrained``.
-    """
-    from cpc.data.registry import get_recipe
-    from cpc.hub import hub_config
-
-    built = get_recipe(model.modality).build_model(model)
-    built.hub_config = hub_config(dataclasses.asdict(model))
-    return built

@@ -1,7 +1,7 @@
 """Feature extraction from trained models, in chunks for long recordings.
 
 Files that a data set can deliver as blocks (audio: :class:`cpc.data.blocks.AudioBlocks`)
-are read, encoded and written block by block (:mod:`cpc.feature_files`): memory does
+are read, encoded and written block by block (:mod:`cpc.features.folder`): memory does
 not grow with the recording. Other items are read whole and encoded in chunks.
 
 A latent ``j`` of a 1-D encoder sees input samples ``[j * D, j * D + R)`` (``D`` the
@@ -22,18 +22,19 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from cpc.data.errors import DataError
-from cpc.data.recipe import FileItems, StreamedItems
-from cpc.feature_files import can_stream, write_features
+from cpc.data.recipe import DataInfo, FileItems, StreamedItems
+from cpc.errors import DataError
+from cpc.features.folder import can_stream, write_features
+from cpc.features.streaming import stream_sequence
 from cpc.models.cpc import CPCModel
-from cpc.streaming import stream_sequence
 
 #: "encoder", "context" or "context.N" (see :meth:`CPCModel.context_layer`).
 Layer = str
@@ -52,7 +53,7 @@ def extract_sequence(
 ) -> Tensor:
     """Features of one whole sequence, computed in chunks of ``chunk_steps`` latents.
 
-    ``stream_samples``: instead, push the input through :class:`cpc.streaming.Streamer`
+    ``stream_samples``: instead, push the input through :class:`cpc.features.streaming.Streamer`
     in pieces of that many samples, as live input would arrive (same features).
 
     Args:
@@ -293,3 +294,46 @@ def write_grid_features(
         np.save(out / "pooled.npy", np.stack(pooled) if pooled else np.zeros((0, 0), np.float32))
         meta = {"layer": layer, "pooled": "pooled.npy: mean over the grid, one row per index row"}
         return _write_index(out, ["path", "features", "rows", "cols", "dim"], rows, meta)
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How ``cpc extract`` runs: the layer, the chunk size and the checkpoint's data facts."""
+
+    info: DataInfo
+    layer: Layer = "context"
+    chunk_steps: int | None = 1000
+    single_array: bool = False
+    """Images: all grids in one ``grids.npy`` instead of one file per image."""
+    stream_samples: int | None = None
+    """Sequences: push each file through the streaming extractor in pieces of this many
+    samples instead of chunks (same features; :mod:`cpc.features.streaming`)."""
+
+
+def extract_items(
+    model: CPCModel,
+    dataset: FileItems,
+    out: Path,
+    options: ExtractOptions,
+    layout: Literal["sequence", "grid"],
+) -> Path:
+    """Write the features of every item and an ``index.csv``; return the index.
+
+    ``layout`` is the recipe's (:attr:`cpc.data.recipe.Recipe.layout`): ``sequence``
+    writes one ``(steps, dim)`` array per file, computed in chunks or streamed
+    (:func:`extract_dataset`); ``grid`` writes each image's grid and pooled rows
+    (:func:`write_grid_features`). A file that fails is reported and has no row.
+    """
+    if layout == "grid":
+        return write_grid_features(model, dataset, out, options.layer, options.single_array)
+    seconds = options.info.seconds_per_sample
+    step_seconds = None if seconds is None else model.downsampling * seconds
+    return extract_dataset(
+        model,
+        dataset,
+        out,
+        options.layer,
+        options.chunk_steps,
+        step_seconds,
+        stream_samples=options.stream_samples,
+    )

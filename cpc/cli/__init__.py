@@ -1,0 +1,62 @@
+"""The ``cpc`` command line: one module per verb, each with ``register(sub)``.
+
+Verbs: ``pretrain``, ``extract``, ``info``, ``convert``, ``export``, ``units``,
+``probe``, ``abx``, ``data`` (espeak, pen, ucr, item), ``quickstart``, ``table1`` and
+``demo``. Every verb is a thin shell over the Python API; an error about the user's
+input (a bad config key, a missing file, an empty data set) is printed as one line
+naming what is wrong, without a traceback, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cpc.cli import (
+    abx,
+    convert,
+    data,
+    demo,
+    export,
+    extract,
+    info,
+    pretrain,
+    probe,
+    tables,
+    units,
+)
+from cpc.errors import CPCError
+
+#: The verb modules, in the order ``cpc --help`` lists them.
+VERBS = (pretrain, extract, convert, units, export, info, data, tables, demo, abx, probe)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="cpc", description="Contrastive Predictive Coding for speech, signals and images."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for verb in VERBS:
+        verb.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cpc`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CPCError as err:
+        message = str(err)
+    except OSError as err:  # a path the user gave: missing, a folder, not writable...
+        where = f"{err.filename}: " if err.filename else ""
+        message = f"{where}{err.strerror or err}"
+    line = " ".join(part.strip() for part in message.splitlines())
+    print(f"cpc {args.command}: error: {line}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

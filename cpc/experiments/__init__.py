@@ -1,0 +1,4 @@
+"""Experiments that train and then evaluate: Table 1 (speech) and the signature benchmark.
+
+They sit above both :mod:`cpc.train` and :mod:`cpc.eval`, the only code that uses both.
+"""
