@@ -73,9 +73,9 @@ TARGETS: dict[str, Target] = {
     "extract": Target(
         ("cpc/extract.py",),
         (
-            "tests/test_extract.py",
-            "tests/test_extract_dataset.py",
-            "tests/test_extract_images.py",  # write_grid_features through the CLI
+            "tests/features/test_extract.py",
+            "tests/features/test_extract_dataset.py",
+            "tests/features/test_extract_images.py",  # write_grid_features through the CLI
         ),
     ),
     "windows": Target(("cpc/data/windows.py",), ("tests/data/test_windows.py",)),
@@ -87,7 +87,7 @@ TARGETS: dict[str, Target] = {
             "tests/train/test_checkpoint.py",
             "tests/train/test_checkpoint_more.py",
             "tests/train/test_checkpoint_disk.py",
-            "tests/test_loading.py",
+            "tests/checkpoints/test_loading.py",
         ),
     ),
 }

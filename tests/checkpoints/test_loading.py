@@ -15,7 +15,7 @@ from cpc.data.registry import build_model
 from cpc.errors import CheckpointError
 from cpc.train.schedule import build_optimizer
 
-from .train.conftest import tiny_config
+from tests.train.conftest import tiny_config
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from cpc.checkpoints.store import TrainState, save_checkpoint
 from cpc.config import Config, ModelConfig
 from cpc.data.registry import build_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"channels": 16, "context_dim": 8, "kernels": [10, 8, 4], "strides": [5, 4, 2]}
 
 

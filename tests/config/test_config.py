@@ -8,7 +8,7 @@ import torch
 from cpc.config import Config, ConfigError, load_config, save_config
 from cpc.data.registry import build_model
 
-PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+PRESETS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 def test_presets_exist():

@@ -7,7 +7,7 @@ import pytest
 from cpc.config import ConfigError, load_config
 from cpc.config.presets import preset_names, preset_path
 
-REPO_CONFIGS = Path(__file__).parents[1] / "configs"
+REPO_CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_every_repository_preset_is_a_package_resource(tmp_path, monkeypatch):

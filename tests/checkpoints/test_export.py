@@ -11,7 +11,7 @@ from cpc.checkpoints.export import export_onnx
 from cpc.cli import main
 
 ort = pytest.importorskip("onnxruntime")
-FIXTURES = Path(__file__).parent / "fixtures" / "cpc_audio"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cpc_audio"
 LENGTHS = (700, 4321, 16000)  # one export, three input lengths
 
 

@@ -17,7 +17,7 @@ import cpc
 from cpc.checkpoints.convert import from_cpc_audio
 from cpc.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cpc_audio"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cpc_audio"
 INDEX = json.loads((FIXTURES / "index.json").read_text())
 SOURCES = {"default_hub": "default_hub/checkpoint.pt", "big_train": "big_train"}
 SOURCES["paper_gru_bn"] = "paper_gru_bn"
