@@ -14,7 +14,6 @@ from cpc.checkpoints.store import TrainState, save_checkpoint
 from cpc.data.registry import build_model
 from cpc.errors import CheckpointError
 from cpc.train.schedule import build_optimizer
-
 from tests.train.conftest import tiny_config
 
 

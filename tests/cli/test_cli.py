@@ -61,7 +61,9 @@ def test_table1_ablation_flag(monkeypatch, tmp_path, flags, offsets):
     import cpc.cli.tables
 
     seen = {}
-    monkeypatch.setattr(cpc.cli.tables, "_table", lambda args, settings: seen.update(s=settings) or 0)
+    monkeypatch.setattr(
+        cpc.cli.tables, "_table", lambda args, settings: seen.update(s=settings) or 0
+    )
     main(["table1", "--out", str(tmp_path), *flags])
     assert seen["s"].ablation_offsets == offsets
 
