@@ -51,7 +51,7 @@ class AudioRecipe(SequenceRecipe):
             )
 
         def records(spec: str) -> list[Record]:
-            return audio_records(spec, group_from=data.group_from)
+            return audio_records(spec, group_from=data.group_from, fmt=data.format)
 
         train, val = sequence_splits(data, config.run.seed, records, build)
         info = DataInfo(self.name, sample_rate=rate, groups=list(train.group_names))
