@@ -92,6 +92,8 @@ class TrainState:
         batch_in_epoch: Micro-batches of this epoch already consumed, per process.
         elapsed: Seconds of training so far, over every resume (the time budget's
             clock: the schedule and ``run.max_time`` continue from it).
+        loaders: Streamed data only: every process's data-loader state at this point
+            of the epoch (plain values, rank order); None for indexed data.
 
     """
 
@@ -99,6 +101,7 @@ class TrainState:
     epoch: int = 0
     batch_in_epoch: int = 0
     elapsed: float = 0.0
+    loaders: list[Any] | None = None
 
 
 @dataclass
@@ -257,6 +260,7 @@ def save_checkpoint(
             "epoch": state.epoch,
             "batch": state.batch_in_epoch,
             "elapsed": state.elapsed,
+            "loaders": state.loaders,
         },
     }
     torch.save(train_state, tmp / TRAIN_STATE)
@@ -335,6 +339,7 @@ def load_checkpoint(
     raw = data["state"]
     elapsed = float(raw.get("elapsed", 0.0))
     state = TrainState(int(raw["step"]), int(raw["epoch"]), int(raw["batch"]), elapsed)
+    state.loaders = raw.get("loaders")
     return Checkpoint(ckpt_dir, state, meta, list(data.get("rng") or []))
 
 

@@ -112,6 +112,16 @@ class DataConfig:
     (``idx:/usr/share/datasets/fashion-mnist``), or ``textures`` for synthetic ones."""
     val: str = ""
     """Same forms as ``train``; empty: hold out ``val_fraction`` of the training files."""
+    format: Literal[
+        "auto", "folder", "manifest", "fairseq", "kaldi", "lhotse", "hf", "webdataset"
+    ] = "auto"
+    """How ``train`` and ``val`` are read: ``auto`` (found from the path), ``folder``,
+    ``manifest`` (CSV/TSV with a ``path`` column), ``fairseq`` (wav2vec ``.tsv``: root
+    line, then ``path<TAB>num_samples``), ``kaldi`` (a data folder with ``wav.scp``,
+    ``segments``, ``utt2spk``), ``lhotse`` (a ``.jsonl.gz`` of cuts or recordings and
+    supervisions), ``hf`` (a Hugging Face data set saved with ``save_to_disk``) or
+    ``webdataset`` (tar shards, ``shards-{000000..000127}.tar``). Signals take
+    ``folder``, ``manifest`` and ``fairseq``. See :mod:`cpc.data.formats`."""
     val_fraction: float = 0.0
     window: int = 20480
     """Training window in input samples (CPC paper: 20480 = 1.28 s at 16 kHz)."""

@@ -25,8 +25,10 @@ import soundfile as sf
 import torch
 
 from cpc.data.blocks import AudioBlocks
+from cpc.data.formats import list_source
+from cpc.data.formats.clips import ClipBlocks, is_plain, probe_clip, read_clip
 from cpc.data.resample import resample, resampled_length, source_span
-from cpc.data.sources import Record, group_rule, list_records
+from cpc.data.sources import Record, group_rule
 from cpc.data.windows import (
     Augment,
     FileDataset,
@@ -57,23 +59,27 @@ def audio_records(
     source: str | Path,
     group_fn: Callable[[Path], str] | None = None,
     group_from: str = "auto",
+    fmt: str = "auto",
 ) -> list[Record]:
-    """List the audio files of a folder, or the rows of a manifest, as records.
+    """List the audio of a folder, a manifest or a toolkit's corpus as records.
 
     Args:
-        source: A folder (searched recursively for .wav/.flac/.ogg, any case) or a
+        source: A folder (searched recursively for .wav/.flac/.ogg, any case), a
             CSV/TSV manifest with a ``path`` column and optional ``speaker``,
-            ``label``, ``duration`` columns.
+            ``label``, ``duration`` columns, or a corpus in a format of
+            :mod:`cpc.data.formats` (fairseq, Kaldi, Lhotse, HF, WebDataset).
         group_fn: The speaker from a file path (overrides ``group_from``).
         group_from: ``data.group_from`` (:func:`cpc.data.sources.group_rule`); for
-            LibriSpeech (``speaker/chapter/file.flac``) use ``grandparent``.
+            LibriSpeech (``speaker/chapter/file.flac``) use ``grandparent``. A format's
+            own speaker field is its ``speaker`` column.
+        fmt: ``data.format``: ``auto`` (from the path) or a format's name.
 
     Returns:
         The records, in folder-sorted or manifest order.
 
     """
     rule = group_rule(group_from, GROUP_COLUMNS, group_fn)
-    return list_records(source, AUDIO_EXTENSIONS, rule)
+    return list_source(str(source), fmt, AUDIO_EXTENSIONS, rule)
 
 
 def read_audio(
@@ -146,10 +152,17 @@ class AudioSource(FileSource):
         self.sample_rate = sample_rate
         name = str(records) if isinstance(records, str | Path) else None
         listed = audio_records(records) if isinstance(records, str | Path) else records
+        # Records are named uniquely (a file, or a toolkit's id); a clip is read from
+        # its record, a whole file by path as before.
+        self._by_name = {r.path: r for r in listed if r.problem is None}
         super().__init__(listed, min_length, strict, skip_below, "samples", name)
+        self.records = [self._by_name[path] for path in self.paths]
 
     def probe(self, path: str) -> tuple[int, None]:
         """Target-rate length from the header; DataError naming what is wrong."""
+        record = self._by_name[path]
+        if not is_plain(record):
+            return probe_clip(record, self.sample_rate), None
         file = Path(path)
         if not file.is_file():
             raise DataError(path, "missing: no such file")
@@ -164,7 +177,12 @@ class AudioSource(FileSource):
         return resampled_length(int(info.frames), int(info.samplerate), self.sample_rate), None
 
     def read(self, index: int, offset: int = 0, frames: int | None = None) -> torch.Tensor:
-        """Mono samples ``[offset, offset + frames)`` of file ``index`` (:func:`read_audio`)."""
+        """Mono samples ``[offset, offset + frames)`` of item ``index`` (:func:`read_audio`,
+        or :func:`~cpc.data.formats.clips.read_clip` for a segment or a shard member).
+        """
+        record = self.records[index]
+        if not is_plain(record):
+            return read_clip(record, self.sample_rate, offset, frames)
         return read_audio(self.paths[index], self.sample_rate, offset, frames)
 
 
@@ -223,10 +241,14 @@ class AudioFileDataset(FileDataset):
         strict: bool = False,
     ) -> None:
         self.sample_rate = sample_rate
-        super().__init__(AudioSource(records, sample_rate, min_length, strict))
+        self.audio = AudioSource(records, sample_rate, min_length, strict)
+        super().__init__(self.audio)
 
-    def stream(self, index: int, block_seconds: float = 30.0) -> AudioBlocks:
+    def stream(self, index: int, block_seconds: float = 30.0) -> AudioBlocks | ClipBlocks:
         """File ``index`` as checked blocks at the model's rate, read in order (bounded
         memory for any length; the blocks equal the whole file's samples).
         """
+        record = self.audio.records[index]
+        if not is_plain(record):
+            return ClipBlocks(record, self.sample_rate, block_seconds)
         return AudioBlocks(self.source.paths[index], self.sample_rate, block_seconds)

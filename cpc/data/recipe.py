@@ -193,11 +193,33 @@ class StreamedItems(FileItems, Protocol):
         ...
 
 
+@runtime_checkable
+class StreamSet(Protocol):
+    """A training set streamed in an order of its own (shards named by URL): no length,
+    no indexing; resumable from :meth:`state_dict` (:mod:`cpc.data.formats.stream`).
+    """
+
+    @property
+    def report(self) -> SkipReport:
+        """Samples skipped."""
+        ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def shard_for(self, rank: int, world_size: int) -> None:
+        """Read only this process's share of every epoch."""
+        ...
+
+    def state_dict(self) -> dict[str, int]: ...
+
+    def load_state_dict(self, state: dict[str, int]) -> None: ...
+
+
 @dataclass
 class DataSplits:
     """What :meth:`Recipe.datasets` builds."""
 
-    train: TrainSet
+    train: TrainSet | StreamSet
     val: TrainSet | None
     collate: Collate
     info: DataInfo

@@ -25,8 +25,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from cpc.data.formats import PATH_FORMATS, list_source
 from cpc.data.signal_io import Signal, fill_missing, read_signal, resample_uniform
-from cpc.data.sources import Record, group_rule, list_records
+from cpc.data.sources import Record, group_rule
 from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
 from cpc.errors import DataError
 
@@ -49,6 +50,7 @@ def signal_records(
     source: str | Path,
     group_fn: Callable[[Path], str] | None = None,
     group_from: str = "auto",
+    fmt: str = "auto",
 ) -> list[Record]:
     """List the signal files of a folder, or the rows of a manifest, as records.
 
@@ -59,12 +61,15 @@ def signal_records(
         group_fn: The group from a file path where the manifest gives none (overrides
             the parent folder). For SVC2004 (``U12S3.TXT``) use :func:`svc2004_writer`.
         group_from: ``data.group_from`` (:func:`cpc.data.sources.group_rule`).
+        fmt: ``data.format``: ``auto``, ``folder``, ``manifest`` or ``fairseq`` (the
+            formats that list files by path, :data:`cpc.data.formats.PATH_FORMATS`).
 
     Returns:
         The records, in folder-sorted or manifest order.
 
     """
-    return list_records(source, SIGNAL_EXTENSIONS, group_rule(group_from, GROUP_COLUMNS, group_fn))
+    rule = group_rule(group_from, GROUP_COLUMNS, group_fn)
+    return list_source(str(source), fmt, SIGNAL_EXTENSIONS, rule, PATH_FORMATS)
 
 
 def svc2004_writer(path: Path) -> str:

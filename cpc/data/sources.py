@@ -42,6 +42,11 @@ class Record:
         duration: Optional duration in seconds from the manifest (informative only).
         problem: Why the entry cannot be used, found while listing (a folder named
             ``x.wav``, a dangling link, a link loop); the source reports it as skipped.
+        audio: Where the samples are when ``path`` is an id (a Kaldi utterance, a
+            Lhotse cut, a row of a Hugging Face dataset, a WebDataset key): a file, or a
+            locator of :mod:`cpc.data.formats.clips`. None: ``path`` is the file.
+        start: First second of the segment read from that recording.
+        end: Second where the segment ends; None: the end of the recording.
 
     """
 
@@ -50,6 +55,9 @@ class Record:
     label: str | None = None
     duration: float | None = None
     problem: str | None = None
+    audio: str | None = None
+    start: float = 0.0
+    end: float | None = None
 
 
 def group_rule(

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from cpc.data.audio import audio_records
+from cpc.data.formats import detect_format
 from cpc.errors import DataError
 from cpc.eval.plots import plot_confusion, plot_projection
 from cpc.eval.probes import frames_from_sequences, knn_probe, linear_probe
@@ -61,8 +63,26 @@ class ProbeSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def corpus_rows(path: Path) -> list[dict[str, str]]:
+    """Rows (``path``, ``speaker``) of a corpus in a toolkit's format
+    (:mod:`cpc.data.formats`): what ``cpc extract --input`` wrote features for.
+    """
+    records = audio_records(path)
+    return [{"path": r.path, "speaker": r.group} for r in records if r.problem is None]
+
+
 def read_manifest(path: Path, columns: list[str]) -> list[dict[str, str]]:
-    """Rows of a CSV manifest; each of ``columns`` (and ``path``) must be present."""
+    """Rows of a CSV manifest, or of a corpus in a toolkit's format (:func:`corpus_rows`);
+    each of ``columns`` (and ``path``) must be present.
+    """
+    if detect_format(str(path)) not in ("manifest", "folder"):
+        rows = corpus_rows(path)
+        missing = [c for c in columns if c not in ("path", "speaker")]
+        if missing:
+            raise DataError(str(path), f"no column {missing[0]!r} (a corpus gives speaker)")
+        if not rows:
+            raise DataError(str(path), "empty corpus")
+        return rows
     if not path.is_file():
         raise FileNotFoundError(f"no manifest {path}")
     with open(path, newline="") as f:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from cpc.config import Config, ConfigError
 from cpc.data.errors import SkipReport
-from cpc.data.recipe import Collate, DataInfo, TrainSet
+from cpc.data.recipe import Collate, DataInfo, DataSplits, StreamSet, TrainSet
 from cpc.data.registry import get_recipe
 from cpc.data.samplers import GroupedBatchSampler
 from cpc.data.seeds import mix_seed
@@ -53,18 +53,64 @@ class TrainData:
 
     """
 
-    train: TrainSet
+    train: TrainSet | StreamSet
     val: TrainSet | None
-    sampler: GroupedBatchSampler
+    sampler: GroupedBatchSampler | None
     val_sampler: GroupedBatchSampler | None
     collate: Collate
     info: DataInfo
     summary: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 1
+    loader: Any = None
+    """The current epoch's loader (streamed data: whose state checkpoints save)."""
 
     @property
     def seconds_per_sample(self) -> float | None:
         """Input seconds per sample, None when the input has no rate (images)."""
         return self.info.seconds_per_sample
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the training set streams (shards by URL) instead of being indexed."""
+        return isinstance(self.train, StreamSet)
+
+    def epoch_loader(
+        self,
+        epoch: int,
+        start: int,
+        *,
+        seed: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        state: dict[str, Any] | None = None,
+    ) -> Any:
+        """The batches of ``epoch`` from position ``start`` on, for this process.
+
+        Indexed data skips the first ``start`` batches (indices only). Streamed data
+        resumes from ``state``, the loader state a checkpoint saved
+        (:meth:`loader_state`); without one it starts the epoch.
+        """
+        self.train.set_epoch(epoch)
+        if isinstance(self.train, StreamSet):
+            self.loader = stream_loader(
+                self.train, self.collate, batch_size=self.batch_size, seed=seed,
+                num_workers=num_workers, pin_memory=pin_memory,
+            )  # fmt: skip
+            if state is not None and start > 0:
+                self.loader.load_state_dict(state)
+            return self.loader
+        assert self.sampler is not None  # indexed data always has one
+        self.sampler.set_epoch(epoch)
+        return make_loader(
+            self.train, SkipBatches(self.sampler, start), self.collate, seed=seed,
+            num_workers=num_workers, pin_memory=pin_memory,
+        )  # fmt: skip
+
+    def loader_state(self) -> dict[str, Any] | None:
+        """The streamed loader's state after the batches consumed so far (None: indexed)."""
+        if not self.streamed or self.loader is None:
+            return None
+        return dict(self.loader.state_dict())
 
 
 class SkipBatches(Sampler[list[int]]):
@@ -117,6 +163,37 @@ def make_loader(
     )
 
 
+def stream_loader(
+    dataset: StreamSet,
+    collate: Collate,
+    *,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Any:
+    """A resumable loader of a streamed set: torchdata's ``StatefulDataLoader``.
+
+    Its ``state_dict()`` holds every worker's stream state (epoch, samples taken) and
+    its own round-robin position, so ``load_state_dict`` on a fresh one continues with
+    exactly the batches the first would have given. The last batch of each worker may
+    be short: no sample of the epoch is dropped.
+    """
+    from torchdata.stateful_dataloader import StatefulDataLoader  # the corpora extra
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return StatefulDataLoader(
+        dataset,
+        batch_size=batch_size,
+        collate_fn=collate,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker if num_workers > 0 else None,
+        generator=generator,
+        pin_memory=pin_memory,
+    )
+
+
 # --- everything ---------------------------------------------------------------------
 
 
@@ -129,7 +206,7 @@ def _report_summary(report: SkipReport) -> dict[str, Any]:
     }
 
 
-def skip_summary(train: TrainSet, val: TrainSet | None) -> dict[str, Any]:
+def skip_summary(train: TrainSet | StreamSet, val: TrainSet | None) -> dict[str, Any]:
     """Files checked and skipped (by reason) in each split and in total.
 
     Files found corrupt while training are included when they were read in this
@@ -163,6 +240,8 @@ def build_data(config: Config, model: CPCModel, rank: int = 0, world_size: int =
     data, seed = config.data, config.run.seed
     splits = get_recipe(data.kind).datasets(config, model.min_input_length)
     train, val = splits.train, splits.val
+    if isinstance(train, StreamSet):
+        return _streamed_data(config, splits, rank, world_size)
     if data.group_by == "speaker":
         groups, per_batch = train.groups, data.groups_per_batch
     else:
@@ -206,4 +285,34 @@ def build_data(config: Config, model: CPCModel, rank: int = 0, world_size: int =
         "batches_per_epoch": len(sampler),
     }
     summary.update(skip_summary(train, val))
-    return TrainData(train, val, sampler, val_sampler, splits.collate, splits.info, summary)
+    return TrainData(
+        train, val, sampler, val_sampler, splits.collate, splits.info, summary, data.batch_size
+    )
+
+
+def _streamed_data(config: Config, splits: DataSplits, rank: int, world_size: int) -> TrainData:
+    """Training data streamed from shards: the stream orders and splits itself."""
+    data = config.data
+    if data.group_by == "speaker":
+        raise ConfigError(
+            "data.group_by=speaker needs indexed data: streamed shards (named by URL) "
+            "are read in shard order; give local shard paths instead"
+        )
+    assert isinstance(splits.train, StreamSet)
+    splits.train.shard_for(rank, world_size)
+    val, val_sampler = splits.val, None
+    if val is not None:
+        val_sampler = GroupedBatchSampler(
+            [0] * len(val), data.batch_size, data.batch_size, seed=config.run.seed + 1,
+            num_replicas=world_size, rank=rank,
+        )  # fmt: skip
+    summary: dict[str, Any] = {
+        "train_items": "streamed",
+        "val_items": len(val) if val is not None else 0,
+        "batches_per_epoch": "streamed",
+    }
+    summary.update(skip_summary(splits.train, val))
+    return TrainData(
+        splits.train, val, None, val_sampler, splits.collate, splits.info, summary,
+        data.batch_size,
+    )  # fmt: skip

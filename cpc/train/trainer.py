@@ -51,7 +51,7 @@ from cpc.data.registry import build_model
 from cpc.data.seeds import mix_seed
 from cpc.data.validate import check_runnable
 from cpc.train import distributed
-from cpc.train.loaders import SkipBatches, TrainData, build_data, make_loader, skip_summary
+from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
 from cpc.train.steps import (
@@ -201,7 +201,7 @@ def _start(config: Config, data: TrainData, model: nn.Module, info: Any, precisi
         logger.info("validation data: %s", data.val.report.summary())
     global_batch = config.data.batch_size * config.optim.accumulate * info.world_size
     logger.info(
-        "train items %d, val items %d, %d batches/epoch/process; model %.2fM parameters; "
+        "train items %s, val items %s, %s batches/epoch/process; model %.2fM parameters; "
         "%d process(es) on %s, %s; global batch %d",
         data.summary["train_items"],
         data.summary["val_items"],
@@ -238,15 +238,13 @@ def _epoch_loader(
     config: Config, data: TrainData, state: TrainState, info: distributed.DistInfo
 ) -> Any:
     """The remaining batches of the current epoch for this process."""
-    data.train.set_epoch(state.epoch)
-    data.sampler.set_epoch(state.epoch)
-    return make_loader(
-        data.train,
-        SkipBatches(data.sampler, state.batch_in_epoch),
-        data.collate,
+    return data.epoch_loader(
+        state.epoch,
+        state.batch_in_epoch,
         seed=mix_seed(config.run.seed, state.epoch, info.rank),
         num_workers=config.data.num_workers,
         pin_memory=info.device.type == "cuda",
+        state=state.loaders[info.rank] if state.loaders else None,
     )
 
 
@@ -274,6 +272,8 @@ def _save(
 ) -> Path | None:
     """Gather every process's RNG state; rank 0 writes the checkpoint; all wait."""
     states = distributed.gather_objects(rng_state())
+    if data.streamed:  # where each process's stream stands (indexed data: the position)
+        state.loaders = distributed.gather_objects(data.loader_state())
     path = None
     if info.is_main:
         path = save_checkpoint(
@@ -313,7 +313,7 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
     model = build_model(config.model).to(device)
     precision = resolve_precision(device, run.precision)
     data = build_data(config, model, info.rank, info.world_size)
-    if len(data.sampler) < optim.accumulate:
+    if data.sampler is not None and len(data.sampler) < optim.accumulate:
         raise ConfigError(
             f"optim.accumulate={optim.accumulate} exceeds the {len(data.sampler)} batches "
             "of an epoch per process"
@@ -381,6 +381,7 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
             else:  # the epoch ran out of batches
                 state.epoch += 1
                 state.batch_in_epoch = 0
+                state.loaders = None
     finally:
         log.close()
 

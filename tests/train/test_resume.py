@@ -156,3 +156,71 @@ def test_killed_and_resumed_runs_end_with_the_uninterrupted_weights(
     assert not leftovers
     assert [p.name for p in list_checkpoints(out)] == ["step_00000006", "step_00000008"]
     assert got_rows == rows  # each step logged once, with the uninterrupted run's numbers
+
+
+# --- streamed shards: the data-loader state travels in the checkpoint ----------------
+
+
+def stream_config(pattern, out, workers):
+    return tiny_config(
+        pattern, out, "data.batch_size=2", "optim.accumulate=2", "optim.max_steps=8",
+        "run.ckpt_every=3", "run.keep_last=2", f"data.num_workers={workers}",
+        "model.negatives=batch", "data.wave_augment=[pitch,noise]",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shard_corpus(tmp_path_factory):
+    wds = pytest.importorskip("webdataset")
+    root = tmp_path_factory.mktemp("stream")
+    data = write_wavs(root / "wavs", count=7)
+    files = sorted(data.rglob("*.wav"))
+    for s in range(3):
+        with wds.TarWriter(str(root / f"shard-{s}.tar")) as sink:
+            for f in files[s::3]:
+                sink.write({"__key__": f.stem, "wav": f.read_bytes()})
+    pattern = f"file://{root}/shard-{{0..2}}.tar"
+    references = {}
+
+    def reference(workers):  # the order depends on the workers (shards go to slots)
+        if workers not in references:
+            out = root / f"reference-{workers}"
+            with dropout_in_models():
+                result = train(stream_config(pattern, out, workers))
+            assert result.step == 8 and result.summary["epoch"] >= 2
+            references[workers] = final_state(out)
+        return references[workers]
+
+    return pattern, reference
+
+
+@pytest.mark.parametrize(
+    ("mode", "at", "survivor", "workers"),
+    [("after_step", 5, "step_00000003", 0), ("mid_step", 7, "step_00000006", 2)],
+)
+def test_a_killed_streamed_run_resumes_to_the_uninterrupted_weights(
+    tmp_path, shard_corpus, mode, at, survivor, workers
+):
+    pattern, reference = shard_corpus
+    name, weights, optimizer, rows = reference(workers)
+    (tmp_path / "killme.py").write_text(SCRIPT)
+    out = tmp_path / "run"
+    out.mkdir()
+    config = stream_config(pattern, out, workers)
+    (out / "config.json").write_text(json.dumps(config.to_dict()))
+    proc = run_python([str(tmp_path / "killme.py"), str(out / "config.json"), mode, str(at)])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert latest(out).name == survivor
+    saved = load_train_state(latest(out) / "train_state.pt")["state"]["loaders"]
+    assert saved is not None and len(saved) == 1  # one loader state per process
+    with dropout_in_models():
+        resumed = train(config)
+    assert resumed.summary["resumed_from"].endswith(survivor)
+    got_name, got_weights, got_optimizer, got_rows = final_state(out)
+    assert got_name == name
+    for key, value in weights.items():
+        assert torch.equal(got_weights[key], value), key
+    for index, state in optimizer.items():
+        for key, value in state.items():
+            assert torch.equal(got_optimizer[index][key], value), (index, key)
+    assert got_rows == rows

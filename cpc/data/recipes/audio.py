@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from cpc.data.audio import AudioFileDataset, AudioWindowDataset, audio_records
 from cpc.data.augment import WaveAugment
 from cpc.data.collate import pad_collate
+from cpc.data.formats.stream import ShardStream, is_streamed
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
 from cpc.data.recipes.sequence import SequenceRecipe
 from cpc.data.sources import Record
@@ -51,8 +52,15 @@ class AudioRecipe(SequenceRecipe):
             )
 
         def records(spec: str) -> list[Record]:
-            return audio_records(spec, group_from=data.group_from)
+            return audio_records(spec, group_from=data.group_from, fmt=data.format)
 
+        if is_streamed(data.train):  # shards by URL: streamed, validation only from data.val
+            stream = ShardStream(
+                data.train, rate, data.window, min_length=min_length, seed=config.run.seed,
+                augment=augment,
+            )  # fmt: skip
+            val = build(records(data.val), stream) if data.val else None
+            return DataSplits(stream, val, pad_collate, DataInfo(self.name, sample_rate=rate))
         train, val = sequence_splits(data, config.run.seed, records, build)
         info = DataInfo(self.name, sample_rate=rate, groups=list(train.group_names))
         return DataSplits(train, val, pad_collate, info)

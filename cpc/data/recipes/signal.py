@@ -58,7 +58,7 @@ class SignalRecipe(SequenceRecipe):
             )
 
         def records(spec: str) -> list[Record]:
-            return signal_records(spec, group_from=data.group_from)
+            return signal_records(spec, group_from=data.group_from, fmt=data.format)
 
         train, val = sequence_splits(data, config.run.seed, records, build)
         in_channels = self.setting(config.model, "in_channels")
