@@ -77,8 +77,21 @@ def test_a_verified_model_is_fetched_and_converted_once(hub, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     monkeypatch.setattr(pre, "convert_cpc_audio", no_network)
+    (hub / "checkpoints" / "checkpoint.pt").unlink()  # the converted run is enough
     again, _ = cpc.pretrained("fixture").features(wave[:1])
     assert torch.equal(again, c)
+
+
+def test_a_cached_download_that_changed_is_refused(hub, monkeypatch, capsys):
+    inject(monkeypatch, "fixture", HUB_FILE, DIGEST)
+    run = pre.pretrained_run("fixture", progress=False)
+    shutil.rmtree(run)
+    cached = hub / "checkpoints" / "checkpoint.pt"
+    cached.write_bytes(cached.read_bytes() + b"tampered")
+    assert main(["pretrained", "fixture", "--quiet"]) == 2
+    line = one_line_error(capsys)
+    assert str(cached) in line and f"expected {DIGEST}" in line and "remove it" in line
+    assert not run.exists()
 
 
 def test_the_command_copies_the_run_where_asked(hub, monkeypatch, tmp_path, capsys):
