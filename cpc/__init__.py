@@ -7,6 +7,7 @@ summarises them, and a predictor guesses the latents ``k`` steps (or rows) ahead
 
 from cpc.checkpoints.hub import from_pretrained, push_to_hub, save_pretrained
 from cpc.checkpoints.loading import load_model as load
+from cpc.checkpoints.pretrained import pretrained
 from cpc.losses import InfoNCE
 from cpc.models import (
     CPCModel,
@@ -29,6 +30,7 @@ __all__ = [
     "cpc_signal",
     "from_pretrained",
     "load",
+    "pretrained",
     "push_to_hub",
     "save_pretrained",
 ]

@@ -7,5 +7,7 @@ untrusted files), Hub folders, CPC_audio imports and ONNX export.
 - :mod:`~cpc.checkpoints.lock`: one writer per output folder;
 - :mod:`~cpc.checkpoints.hub`: ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``;
 - :mod:`~cpc.checkpoints.convert`: CPC_audio checkpoints into this package's format;
+- :mod:`~cpc.checkpoints.pretrained`: published CPC_audio models by name (fetched, verified,
+  converted once);
 - :mod:`~cpc.checkpoints.export`: ONNX export of the feature extractor.
 """

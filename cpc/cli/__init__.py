@@ -1,10 +1,11 @@
 """The ``cpc`` command line: one module per verb, each with ``register(sub)``.
 
-Verbs: ``pretrain``, ``extract``, ``info``, ``convert``, ``export``, ``units``,
-``probe``, ``abx``, ``data`` (espeak, pen, ucr, item), ``quickstart``, ``table1`` and
-``demo``. Every verb is a thin shell over the Python API; an error about the user's
-input (a bad config key, a missing file, an empty data set) is printed as one line
-naming what is wrong, without a traceback, and the exit status is 2.
+Verbs: ``pretrain``, ``extract``, ``info``, ``convert``, ``pretrained``, ``export``,
+``units``, ``probe``, ``abx``, ``data`` (espeak, pen, ucr, item, librispeech, shard),
+``quickstart``, ``table1`` and ``demo``. Every verb is a thin shell over the Python API;
+an error about the user's input (a bad config key, a missing file, an empty data set)
+is printed as one line naming what is wrong, without a traceback, and the exit status
+is 2.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cpc.cli import (
     extract,
     info,
     pretrain,
+    pretrained,
     probe,
     tables,
     units,
@@ -29,7 +31,20 @@ from cpc.cli import (
 from cpc.errors import CPCError
 
 #: The verb modules, in the order ``cpc --help`` lists them.
-VERBS = (pretrain, extract, convert, units, export, info, data, tables, demo, abx, probe)
+VERBS = (
+    pretrain,
+    extract,
+    convert,
+    pretrained,
+    units,
+    export,
+    info,
+    data,
+    tables,
+    demo,
+    abx,
+    probe,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

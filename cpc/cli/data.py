@@ -1,4 +1,4 @@
-"""``cpc data espeak|pen|ucr|item``: build a built-in data set."""
+"""``cpc data espeak|pen|ucr|item|librispeech|shard``: build or prepare a data set."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cpc.cli.abx import register_item
+from cpc.cli.corpora import register_corpora
 from cpc.data.corpora.espeak import build_espeak_corpus
 from cpc.data.corpora.pen import generate_pen_corpus
 from cpc.data.corpora.pen_sessions import generate_session_corpus
@@ -112,3 +113,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.set_defaults(func=_data_ucr)
     register_item(data)
+    register_corpora(data)

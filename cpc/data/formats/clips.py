@@ -114,6 +114,17 @@ def _open(record: Record) -> sf.SoundFile:
         raise DataError(record.path, f"unreadable: {err}") from None
 
 
+def locate_clip(record: Record) -> ClipInfo:
+    """Where a record's samples lie in its recording, from the header (nothing decoded).
+
+    Raises:
+        DataError: Unreadable, empty, or a segment outside its recording.
+
+    """
+    with _open(record) as f:
+        return _locate(f, record)
+
+
 def probe_clip(record: Record, sample_rate: int) -> int:
     """Length of a record's clip at ``sample_rate``, from the header (nothing decoded).
 
