@@ -414,7 +414,7 @@ def _score_cells(
     labels: _Labels,
     members: list[int],
     lookup: dict[tuple[int, int], float],
-    cells: dict[str, _Cells],
+    cells: dict[Mode, _Cells],
 ) -> None:
     """Add the errors of one context's cells to ``cells["within"]`` / ``cells["across"]``."""
     s_ids, p_ids = labels.speaker, labels.phone

@@ -10,9 +10,9 @@ With ``p(y, z)`` the joint frequency of phone ``y`` and unit ``z`` over aligned 
 
 :func:`compare_units` (``cpc units quality``) measures them on the built-in espeak corpus
 for CPC features of a checkpoint against MFCC units (13 coefficients + deltas +
-delta-deltas), with k-means fitted by :mod:`cpc.features.units` on the training utterances and scored on
-held-out ones (every fifth utterance). Alignment as in :mod:`cpc.experiments.speech_table`:
-feature frame ``j`` with label frame ``j + 1``.
+delta-deltas), with k-means fitted by :mod:`cpc.features.units` on the training
+utterances and scored on held-out ones (every fifth utterance). Alignment as in
+:mod:`cpc.experiments.speech_table`: feature frame ``j`` with label frame ``j + 1``.
 """
 
 from __future__ import annotations
