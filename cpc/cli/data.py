@@ -80,7 +80,9 @@ def _data_ucr(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``data`` and its corpora (``item`` comes from :mod:`cpc.cli.abx`)."""
+    """Add ``data`` and its corpora (``item``: :mod:`cpc.cli.abx`; ``librispeech``, ``shard``:
+    :mod:`cpc.cli.corpora`).
+    """
     data = sub.add_parser("data", help="build a built-in data set").add_subparsers(
         dest="corpus", required=True
     )

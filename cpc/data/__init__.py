@@ -8,7 +8,8 @@ of :mod:`cpc.data.errors`: unusable files are reported and skipped (or raise wit
 ``strict=True``).
 
 - listing files: :mod:`cpc.data.records` (folders and manifests, groups),
-  :mod:`cpc.data.scan` (the folder walk);
+  :mod:`cpc.data.scan` (the folder walk), :mod:`cpc.data.formats` (corpora as toolkits
+  prepare them: fairseq, Kaldi, Lhotse, HF, WebDataset shards, LibriSpeech);
 - speech: :mod:`cpc.data.audio`, :mod:`cpc.data.resample`, :mod:`cpc.data.blocks`
   (long files in bounded memory), :mod:`cpc.data.augment`;
 - pen and sensor streams: :mod:`cpc.data.signal_io` (file formats),
