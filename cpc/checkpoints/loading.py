@@ -68,7 +68,7 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 # --- reading ---
 
 
-def resolve(path: str | Path) -> tuple[Path, Path]:
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
     """(weights file, meta file) for a run dir, a checkpoint dir or a weights file."""
     path = Path(path)
     if path.is_file():
@@ -87,7 +87,7 @@ def resolve(path: str | Path) -> tuple[Path, Path]:
 
 def read_meta(path: str | Path) -> dict[str, Any]:
     """``meta.json`` of a checkpoint (a run dir, a checkpoint dir or a weights file)."""
-    _, meta_path = resolve(path)
+    _, meta_path = checkpoint_files(path)
     if not meta_path.is_file():
         raise CheckpointError(f"{meta_path}: missing; it holds the config the model needs")
     if meta_path.stat().st_size > MAX_META_BYTES:
@@ -199,7 +199,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
             the model the config describes.
 
     """
-    weights, _ = resolve(path)
+    weights, _ = checkpoint_files(path)
     config, meta = checked_config(path)
     if weights.name == WEIGHTS:
         verify_files(weights.parent, meta, (WEIGHTS,))
@@ -223,7 +223,7 @@ def checked_config(path: str | Path) -> tuple[Config, dict[str, Any]]:
         CheckpointError: Bad metadata or a config that does not match the weights.
 
     """
-    weights, meta_path = resolve(path)
+    weights, meta_path = checkpoint_files(path)
     meta = read_meta(path)
     if not isinstance(meta["config"], dict):
         raise CheckpointError(f"{meta_path}: 'config' is not a mapping")

@@ -41,6 +41,7 @@ from cpc.checkpoints.loading import (
     WEIGHTS,
     CheckpointError,
     checkpoint_dir,
+    checkpoint_files,
     file_sha256,
     latest_checkpoint,
     list_checkpoints,
@@ -48,7 +49,6 @@ from cpc.checkpoints.loading import (
     load_plain_torch,
     load_weights,
     read_meta,
-    resolve,
     verify_files,
 )
 from cpc.config import Config
@@ -323,7 +323,7 @@ def load_checkpoint(
         CheckpointError: Missing files, a crafted pickle, mismatched weights.
 
     """
-    weights, _ = resolve(path)
+    weights, _ = checkpoint_files(path)
     ckpt_dir = weights.parent
     if not (ckpt_dir / TRAIN_STATE).is_file():
         raise CheckpointError(f"{ckpt_dir}: no {TRAIN_STATE}: not a training checkpoint")

@@ -1,11 +1,11 @@
 """The ``cpc`` command line: one module per verb, each with ``register(sub)``.
 
 Verbs: ``pretrain``, ``extract``, ``info``, ``convert``, ``pretrained``, ``export``,
-``units``, ``probe``, ``abx``, ``data`` (espeak, pen, ucr, item, librispeech, shard),
-``quickstart``, ``table1`` and ``demo``. Every verb is a thin shell over the Python API;
-an error about the user's input (a bad config key, a missing file, an empty data set)
-is printed as one line naming what is wrong, without a traceback, and the exit status
-is 2.
+``units`` (fit, apply, quality), ``probe``, ``abx``, ``data`` (espeak, pen, ucr, item,
+librispeech, shard), ``quickstart``, ``table1``, ``demo`` and ``signatures``. Every verb
+is a thin shell over the Python API; an error about the user's input (a bad config key,
+a missing file, an empty data set) is printed as one line naming what is wrong, without
+a traceback, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from cpc.cli import (
     pretrain,
     pretrained,
     probe,
+    signatures,
     tables,
     units,
 )
@@ -44,6 +45,7 @@ VERBS = (
     demo,
     abx,
     probe,
+    signatures,
 )
 
 

@@ -11,6 +11,7 @@ from cpc.cli.corpora import register_corpora
 from cpc.data.corpora.espeak import build_espeak_corpus
 from cpc.data.corpora.pen import generate_pen_corpus
 from cpc.data.corpora.pen_sessions import generate_session_corpus
+from cpc.data.corpora.texts import LANGUAGES
 from cpc.data.ucr import bundled_ts, export_ts
 
 
@@ -20,7 +21,9 @@ def _data_espeak(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         num_speakers=args.speakers,
         seed=args.seed,
+        sample_rate=args.sample_rate,
         languages=tuple(args.languages),
+        workers=args.workers,
         overwrite=args.overwrite,
     )
     print(
@@ -77,17 +80,28 @@ def _data_ucr(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``data`` and its corpora (``item`` comes from :mod:`cpc.cli.abx`)."""
+    """Add ``data`` and its corpora (``item``: :mod:`cpc.cli.abx`; ``librispeech``, ``shard``:
+    :mod:`cpc.cli.corpora`).
+    """
     data = sub.add_parser("data", help="build a built-in data set").add_subparsers(
         dest="corpus", required=True
     )
     p = data.add_parser("espeak", help="synthetic multi-speaker speech with phone labels")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--minutes", type=float, default=1.0)
-    p.add_argument("--speakers", type=int, default=8)
+    p.add_argument("--minutes", type=float, default=1.0, help="total minutes of speech")
+    p.add_argument("--speakers", type=int, default=8, help="number of speakers")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--languages", nargs="+", default=["en"])
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--sample-rate", type=int, default=16000, help="Hz, a multiple of 100 (10 ms frames)"
+    )
+    p.add_argument("--languages", nargs="+", default=["en"], choices=LANGUAGES)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="speakers synthesised in parallel (default: the CPU count; same output)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a corpus in --out")
     p.set_defaults(func=_data_espeak)
     p = data.add_parser("pen", help="synthetic pen trajectories (sigma-lognormal writers)")
     p.add_argument("--out", required=True, type=Path)

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cpc.checkpoints.loading import load_model, read_meta, resolve
+from cpc.checkpoints.loading import checkpoint_files, load_model, read_meta
 from cpc.cli.checks import check_output_dir, parse_device, prepare_output_dir
 from cpc.config import ConfigError
 from cpc.data.recipe import DataInfo
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = DataInfo.from_dict(meta.get("data") or {}, recipe.name)
     except ConfigError as err:
-        raise CheckpointError(f"{resolve(args.checkpoint)[1]}: {err}") from None
+        raise CheckpointError(f"{checkpoint_files(args.checkpoint)[1]}: {err}") from None
     dataset = recipe.file_dataset(args.input, info, model.receptive_field, args.strict)
     chunk = None if args.chunk_steps <= 0 else args.chunk_steps
     try:

@@ -1,4 +1,8 @@
-"""``cpc units fit|apply``: discrete units (k-means) over a feature folder."""
+"""``cpc units fit|apply|quality``: discrete units (k-means) over a feature folder.
+
+``quality`` measures how much of the phones the units capture (purity, PNMI), for CPC
+features against MFCC units on an espeak corpus (:mod:`cpc.eval.unit_quality`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,15 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
+import torch
+
 from cpc.errors import UnitsError
+from cpc.eval.unit_quality import compare_units, write_unit_report
 from cpc.features.units import (
+    NORMALIZE,
     UnitModel,
     apply_units,
     collapse_warning,
@@ -63,8 +72,26 @@ def apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def quality(args: argparse.Namespace) -> int:
+    """``cpc units quality --corpus DIR --cpc-features DIR --work DIR --out DIR [--k ...]``."""
+    torch.set_num_threads(1)
+    start = time.time()
+    rows = compare_units(
+        args.corpus, args.cpc_features, args.work, ks=args.k, normalize=args.normalize
+    )
+    table = write_unit_report(
+        rows,
+        args.out,
+        command="cpc " + " ".join(sys.argv[1:]),
+        note=args.note,
+        seconds=time.time() - start,
+    )
+    print(table)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``units fit`` and ``units apply``."""
+    """Add ``units fit``, ``units apply`` and ``units quality``."""
     units = sub.add_parser("units", help="discrete units: k-means over features").add_subparsers(
         dest="action", required=True
     )
@@ -82,3 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--dedup", action="store_true", help="collapse runs of the same unit")
     p.set_defaults(func=apply)
+    p = units.add_parser(
+        "quality", help="phone purity and PNMI of units: CPC features against MFCC (espeak)"
+    )
+    p.add_argument("--corpus", type=Path, required=True, help="`cpc data espeak` folder")
+    p.add_argument("--cpc-features", type=Path, required=True, help="`cpc extract` output")
+    p.add_argument("--work", type=Path, required=True, help="scratch folder (MFCCs)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--k", type=int, nargs="+", default=[50, 100, 200])
+    p.add_argument("--normalize", nargs="+", choices=NORMALIZE, default=["standard"])
+    p.add_argument("--note", default="", help="provenance of the CPC features")
+    p.set_defaults(func=quality)

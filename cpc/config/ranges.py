@@ -151,7 +151,7 @@ def check_section(name: str, section: Any) -> None:
 
 
 def check_group_from(spec: str) -> None:
-    """Check a ``data.group_from`` spec's syntax (:func:`cpc.data.sources.group_rule` uses it).
+    """Check a ``data.group_from`` spec's syntax (:func:`cpc.data.records.group_rule` uses it).
 
     Raises:
         ConfigError: An unknown spec or a pattern that does not compile (names it).

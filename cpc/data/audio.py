@@ -27,8 +27,8 @@ import torch
 from cpc.data.blocks import AudioBlocks
 from cpc.data.formats import list_source
 from cpc.data.formats.clips import ClipBlocks, is_plain, probe_clip, read_clip
+from cpc.data.records import Record, group_rule
 from cpc.data.resample import resample, resampled_length, source_span
-from cpc.data.sources import Record, group_rule
 from cpc.data.windows import (
     Augment,
     FileDataset,
@@ -49,7 +49,7 @@ _SOUNDFILE_ERRORS = (RuntimeError, OSError, ValueError, EOFError, TypeError)
 
 
 AudioRecord = Record
-"""An audio file's record (:class:`cpc.data.sources.Record`; the group is the speaker)."""
+"""An audio file's record (:class:`cpc.data.records.Record`; the group is the speaker)."""
 
 #: Manifest columns that name an audio file's group by default.
 GROUP_COLUMNS = ("speaker",)
@@ -69,7 +69,7 @@ def audio_records(
             ``label``, ``duration`` columns, or a corpus in a format of
             :mod:`cpc.data.formats` (fairseq, Kaldi, Lhotse, HF, WebDataset).
         group_fn: The speaker from a file path (overrides ``group_from``).
-        group_from: ``data.group_from`` (:func:`cpc.data.sources.group_rule`); for
+        group_from: ``data.group_from`` (:func:`cpc.data.records.group_rule`); for
             LibriSpeech (``speaker/chapter/file.flac``) use ``grandparent``. A format's
             own speaker field is its ``speaker`` column.
         fmt: ``data.format``: ``auto`` (from the path) or a format's name.

@@ -26,8 +26,8 @@ import numpy as np
 
 from cpc.config.ranges import Range, short
 from cpc.data.errors import SkipReport
+from cpc.data.records import Record
 from cpc.data.signals import ChannelStats
-from cpc.data.sources import Record
 from cpc.errors import ConfigError, EmptyDatasetError
 from cpc.models.builders import HEAD_FIELDS
 

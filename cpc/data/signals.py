@@ -1,7 +1,8 @@
-"""Pen and sensor streams: readers, gap filling, resampling, normalisation, data sets.
+"""Pen and sensor streams as data sets: records, channels, normalisation, windows.
 
 A stream is a ``(time, channels)`` array, read from ``.npy``, ``.npz``, ``.csv``/``.tsv``
-or ``.txt`` (the SVC2004 signature format, or a whitespace table). Every file goes
+or ``.txt`` (the SVC2004 signature format, or a whitespace table) by
+:mod:`cpc.data.signal_io`, which also fills gaps and resamples. Every file goes
 through the same steps: select channels, fill missing values, optionally resample to
 a fixed rate using its timestamps, normalise per channel.
 
@@ -26,8 +27,8 @@ import numpy as np
 import torch
 
 from cpc.data.formats import PATH_FORMATS, list_source
+from cpc.data.records import Record, group_rule
 from cpc.data.signal_io import Signal, fill_missing, read_signal, resample_uniform
-from cpc.data.sources import Record, group_rule
 from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
 from cpc.errors import DataError
 
@@ -40,7 +41,7 @@ _EPS = 1e-8
 
 
 SignalRecord = Record
-"""A signal file's record (:class:`cpc.data.sources.Record`; the group is the writer)."""
+"""A signal file's record (:class:`cpc.data.records.Record`; the group is the writer)."""
 
 #: Manifest columns that name a signal file's group by default.
 GROUP_COLUMNS = ("label", "writer")
@@ -60,7 +61,7 @@ def signal_records(
             column.
         group_fn: The group from a file path where the manifest gives none (overrides
             the parent folder). For SVC2004 (``U12S3.TXT``) use :func:`svc2004_writer`.
-        group_from: ``data.group_from`` (:func:`cpc.data.sources.group_rule`).
+        group_from: ``data.group_from`` (:func:`cpc.data.records.group_rule`).
         fmt: ``data.format``: ``auto``, ``folder``, ``manifest`` or ``fairseq`` (the
             formats that list files by path, :data:`cpc.data.formats.PATH_FORMATS`).
 

@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cpc.data.errors import SkipReport, load_or_next
-from cpc.data.sources import Record
+from cpc.data.records import Record
 from cpc.errors import DataError, EmptyDatasetError
 
 ShortClips = Literal["pad", "skip"]

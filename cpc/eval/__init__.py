@@ -1,8 +1,19 @@
-"""Evaluation: probes on frozen features, honest baselines, reports and figures.
+"""Evaluation of frozen features: probes, ABX, verification, baselines, reports, figures.
+
+Nothing here pretrains a model (:mod:`cpc.experiments` does, then evaluates); the
+probes train only their classifier.
 
 - :mod:`cpc.eval.probes`: linear and kNN probes, frame alignment, pooling.
+- :mod:`cpc.eval.probe_folder`: those probes on ``cpc extract`` folders with labels from
+  a manifest or frame-label files (``cpc probe``).
+- :mod:`cpc.eval.abx`: phone ABX within and across speakers, ``.item`` files
+  (``cpc abx``).
 - :mod:`cpc.eval.splits`: train/test splits by speaker or writer.
 - :mod:`cpc.eval.verification`: writer verification and its equal error rate.
+- :mod:`cpc.eval.signatures`: online signature verification (local features, the
+  enrolment protocol, scoring); :mod:`cpc.eval.dtw`: batched dynamic time warping.
+- :mod:`cpc.eval.unit_quality`: phone purity and PNMI of discrete units
+  (``cpc units quality``).
 - :mod:`cpc.eval.baselines`: MFCC, log-mel, raw-pixel and signal-statistics features.
 - :mod:`cpc.eval.report`: JSON and Markdown result tables with provenance.
 - :mod:`cpc.eval.plots`: training curves, accuracy by offset, confusion, projections.

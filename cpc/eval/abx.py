@@ -359,58 +359,84 @@ def abx_errors(
     for mode in modes:
         if mode not in ("within", "across"):
             raise ValueError(f"ABX mode must be 'within' or 'across', got {mode!r}")
-    c_ids = _codes(contexts)
-    p_ids = _codes(phones)
-    s_ids = _codes(speakers)
-    rng = np.random.default_rng(seed)
-    by_cell: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-    for t in range(n):
-        by_cell[(c_ids[t], s_ids[t], p_ids[t])].append(t)
-    by_context: dict[int, list[int]] = defaultdict(list)
-    for key, members in sorted(by_cell.items()):
-        if max_group_size is not None and len(members) > max_group_size:
-            members = sorted(rng.choice(members, max_group_size, replace=False).tolist())
-        by_context[key[0]] += members
-    # Only contexts where some speaker says two phones can hold a triplet.
-    useful = {
-        c: m
-        for c, m in by_context.items()
-        if any(len({p_ids[t] for t in m if s_ids[t] == s}) > 1 for s in {s_ids[t] for t in m})
-    }
+    labels = _Labels(_codes(contexts), _codes(phones), _codes(speakers))
+    useful = labels.contexts(max_group_size, seed)
     unit = [_normalise(torch.as_tensor(f)) for f in feats]
     pairs = np.array(
         [(i, j) for m in useful.values() for i in m for j in m if i != j], dtype=np.int64
     ).reshape(-1, 2)
     values = pair_distances(unit, pairs)
     lookup = {(int(i), int(j)): v for (i, j), v in zip(pairs, values, strict=True)}
-    within, across = _Cells(), _Cells()
+    cells = {mode: _Cells() for mode in modes}
     for members in useful.values():
-        keys = sorted({(s_ids[t], p_ids[t]) for t in members})
-        index = {k: q for q, k in enumerate(keys)}
-        group = np.array([index[(s_ids[t], p_ids[t])] for t in members])
-        g_spk = np.array([k[0] for k in keys])
-        g_ph = np.array([k[1] for k in keys])
-        dist = np.array([[lookup.get((i, j), 0.0) for j in members] for i in members])
-        num, size = _score_context(dist, group, len(keys))
-        for ga in range(len(keys)):
-            for gb in range(len(keys)):
-                if g_spk[ga] != g_spk[gb] or g_ph[ga] == g_ph[gb]:
-                    continue
-                key = (int(g_spk[ga]), int(g_ph[ga]), int(g_ph[gb]))
-                if "within" in modes and size[ga] > 1:
-                    den = size[ga] * (size[ga] - 1) * size[gb]
-                    within.add(key, 1.0 - num[ga, ga, gb] / den)
-                if "across" in modes:
-                    for gx in np.flatnonzero((g_ph == g_ph[ga]) & (g_spk != g_spk[ga])):
-                        den = size[gx] * size[ga] * size[gb]
-                        across.add(key, 1.0 - num[gx, ga, gb] / den)
+        _score_cells(labels, members, lookup, cells)
     result = ABXResult(None, None, n)
-    for mode, cells in (("within", within), ("across", across)):
+    for mode in ("within", "across"):
         if mode in modes:
-            err, count, n_pairs = cells.average()
+            err, count, n_pairs = cells[mode].average()
             setattr(result, mode, err)
             result.cells[mode], result.pairs[mode] = count, n_pairs
     return result
+
+
+@dataclass
+class _Labels:
+    """Integer codes of each token's context, phone and speaker."""
+
+    context: list[int]
+    phone: list[int]
+    speaker: list[int]
+
+    def contexts(self, max_group_size: int | None, seed: int) -> dict[int, list[int]]:
+        """Tokens of each context that can hold a triplet, groups subsampled with ``seed``.
+
+        A group is a (context, speaker, phone) cell; only contexts where some speaker says
+        two phones are kept.
+        """
+        rng = np.random.default_rng(seed)
+        by_cell: dict[tuple[int, int, int], list[int]] = defaultdict(list)
+        for t in range(len(self.context)):
+            by_cell[(self.context[t], self.speaker[t], self.phone[t])].append(t)
+        by_context: dict[int, list[int]] = defaultdict(list)
+        for key, members in sorted(by_cell.items()):
+            if max_group_size is not None and len(members) > max_group_size:
+                members = sorted(rng.choice(members, max_group_size, replace=False).tolist())
+            by_context[key[0]] += members
+        s_ids, p_ids = self.speaker, self.phone
+        return {
+            c: m
+            for c, m in by_context.items()
+            if any(len({p_ids[t] for t in m if s_ids[t] == s}) > 1 for s in {s_ids[t] for t in m})
+        }
+
+
+def _score_cells(
+    labels: _Labels,
+    members: list[int],
+    lookup: dict[tuple[int, int], float],
+    cells: dict[Mode, _Cells],
+) -> None:
+    """Add the errors of one context's cells to ``cells["within"]`` / ``cells["across"]``."""
+    s_ids, p_ids = labels.speaker, labels.phone
+    keys = sorted({(s_ids[t], p_ids[t]) for t in members})
+    index = {k: q for q, k in enumerate(keys)}
+    group = np.array([index[(s_ids[t], p_ids[t])] for t in members])
+    g_spk = np.array([k[0] for k in keys])
+    g_ph = np.array([k[1] for k in keys])
+    dist = np.array([[lookup.get((i, j), 0.0) for j in members] for i in members])
+    num, size = _score_context(dist, group, len(keys))
+    for ga in range(len(keys)):
+        for gb in range(len(keys)):
+            if g_spk[ga] != g_spk[gb] or g_ph[ga] == g_ph[gb]:
+                continue
+            key = (int(g_spk[ga]), int(g_ph[ga]), int(g_ph[gb]))
+            if "within" in cells and size[ga] > 1:
+                den = size[ga] * (size[ga] - 1) * size[gb]
+                cells["within"].add(key, 1.0 - num[ga, ga, gb] / den)
+            if "across" in cells:
+                for gx in np.flatnonzero((g_ph == g_ph[ga]) & (g_spk != g_spk[ga])):
+                    den = size[gx] * size[ga] * size[gb]
+                    cells["across"].add(key, 1.0 - num[gx, ga, gb] / den)
 
 
 def _codes(values: Sequence[Any]) -> list[int]:

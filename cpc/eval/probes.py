@@ -191,50 +191,16 @@ def linear_probe(
     gen = torch.Generator().manual_seed(seed)
     n_val = round(val_fraction * len(xtr)) if len(xtr) > 1 else 0
     order = torch.randperm(len(xtr), generator=gen)
-    val_idx, fit_idx = order[:n_val], order[n_val:]
     present = torch.bincount(ytr, minlength=num_classes) > 0
-    mask = torch.where(present, 0.0, float("-inf")).to(device)  # (c,)
-
-    weight = torch.zeros(num_classes, xtr.shape[1], device=device, requires_grad=True)
-    bias = torch.zeros(num_classes, device=device, requires_grad=True)
-    groups: list[dict[str, Any]] = [
-        {"params": [weight], "weight_decay": weight_decay},
-        {"params": [bias], "weight_decay": 0.0},
-    ]
-    optim = torch.optim.Adam(groups, lr=lr)
-
-    def logits(x: Tensor) -> Tensor:
-        return F.linear(x.to(device), weight, bias) + mask  # (n, c)
-
-    best = (float("inf"), weight.detach().clone(), bias.detach().clone())
-    stale, epochs_run = 0, 0
-    for _ in range(epochs):
-        epochs_run += 1
-        perm = fit_idx[torch.randperm(len(fit_idx), generator=gen)]
-        for start in range(0, len(perm), batch_size):
-            idx = perm[start : start + batch_size]
-            loss = F.cross_entropy(logits(xtr[idx]), ytr[idx].to(device))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-        if n_val == 0:
-            continue
-        with torch.no_grad():
-            val_loss = float(F.cross_entropy(logits(xtr[val_idx]), ytr[val_idx].to(device)))
-        if val_loss < best[0] - 1e-6:
-            best, stale = (val_loss, weight.detach().clone(), bias.detach().clone()), 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    if n_val > 0:
-        with torch.no_grad():
-            weight.copy_(best[1])
-            bias.copy_(best[2])
+    clf = _Classifier.zeros(present, xtr.shape[1], lr=lr, weight_decay=weight_decay, device=device)
+    schedule = _Schedule(epochs, batch_size, patience, gen)
+    epochs_run = _fit(
+        clf, xtr, ytr, fit_idx=order[n_val:], val_idx=order[:n_val], schedule=schedule
+    )
 
     with torch.no_grad():
-        pred_te = _batched_argmax(logits, xte, batch_size)
-        pred_tr = _batched_argmax(logits, xtr, batch_size)
+        pred_te = _batched_argmax(clf.logits, xte, batch_size)
+        pred_tr = _batched_argmax(clf.logits, xtr, batch_size)
     absent = [int(c) for c in torch.nonzero(~present).flatten()]
     return _result(
         pred_te,
@@ -244,6 +210,103 @@ def linear_probe(
         epochs_run=epochs_run,
         train_accuracy=float((pred_tr == ytr).float().mean()),
     )
+
+
+@dataclass
+class _Classifier:
+    """A multinomial logistic regression and its Adam state (the linear probe's model).
+
+    Classes absent from training get a logit of minus infinity (``mask``), so they are
+    never predicted; weight decay applies to the weight matrix, not the bias.
+    """
+
+    weight: Tensor  # (c, d)
+    bias: Tensor  # (c,)
+    mask: Tensor  # (c,)
+    optim: torch.optim.Optimizer
+    device: str | torch.device
+
+    @classmethod
+    def zeros(
+        cls,
+        present: Tensor,
+        dim: int,
+        *,
+        lr: float,
+        weight_decay: float,
+        device: str | torch.device,
+    ) -> _Classifier:
+        """Zero-initialised (the convex optimum is reached from a fixed start)."""
+        num_classes = len(present)
+        mask = torch.where(present, 0.0, float("-inf")).to(device)  # (c,)
+        weight = torch.zeros(num_classes, dim, device=device, requires_grad=True)
+        bias = torch.zeros(num_classes, device=device, requires_grad=True)
+        groups: list[dict[str, Any]] = [
+            {"params": [weight], "weight_decay": weight_decay},
+            {"params": [bias], "weight_decay": 0.0},
+        ]
+        return cls(weight, bias, mask, torch.optim.Adam(groups, lr=lr), device)
+
+    def logits(self, x: Tensor) -> Tensor:
+        return F.linear(x.to(self.device), self.weight, self.bias) + self.mask  # (n, c)
+
+    def step(self, x: Tensor, y: Tensor) -> None:
+        """One Adam step on the cross-entropy of a minibatch."""
+        loss = F.cross_entropy(self.logits(x), y.to(self.device))
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+
+    @torch.no_grad()
+    def loss(self, x: Tensor, y: Tensor) -> float:
+        return float(F.cross_entropy(self.logits(x), y.to(self.device)))
+
+    def snapshot(self) -> tuple[Tensor, Tensor]:
+        return self.weight.detach().clone(), self.bias.detach().clone()
+
+    @torch.no_grad()
+    def restore(self, snapshot: tuple[Tensor, Tensor]) -> None:
+        self.weight.copy_(snapshot[0])
+        self.bias.copy_(snapshot[1])
+
+
+@dataclass
+class _Schedule:
+    """How long the probe trains: epochs, minibatches, early stopping and shuffling."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    gen: torch.Generator
+
+
+def _fit(
+    clf: _Classifier, x: Tensor, y: Tensor, *, fit_idx: Tensor, val_idx: Tensor, schedule: _Schedule
+) -> int:
+    """Train on rows ``fit_idx``; keep the weights of the lowest loss on rows ``val_idx``.
+
+    Without held-out rows, runs every epoch. Returns the number of epochs run.
+    """
+    best = (float("inf"), clf.snapshot())
+    stale, epochs_run = 0, 0
+    for _ in range(schedule.epochs):
+        epochs_run += 1
+        perm = fit_idx[torch.randperm(len(fit_idx), generator=schedule.gen)]
+        for start in range(0, len(perm), schedule.batch_size):
+            idx = perm[start : start + schedule.batch_size]
+            clf.step(x[idx], y[idx])
+        if len(val_idx) == 0:
+            continue
+        val_loss = clf.loss(x[val_idx], y[val_idx])
+        if val_loss < best[0] - 1e-6:
+            best, stale = (val_loss, clf.snapshot()), 0
+        else:
+            stale += 1
+            if stale >= schedule.patience:
+                break
+    if len(val_idx) > 0:
+        clf.restore(best[1])
+    return epochs_run
 
 
 def _batched_argmax(fn: Any, x: Tensor, batch_size: int) -> Tensor:

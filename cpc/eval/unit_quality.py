@@ -8,22 +8,20 @@ With ``p(y, z)`` the joint frequency of phone ``y`` and unit ``z`` over aligned 
   unit (shrinks with k);
 - PNMI ``= I(y; z) / H(y)``: the share of the phone entropy the units explain.
 
-``python -m cpc.eval.unit_quality`` measures them on the built-in espeak corpus for CPC
-features of a checkpoint against MFCC units (13 coefficients + deltas + delta-deltas),
-with k-means fitted by :mod:`cpc.features.units` on the training utterances and scored on
-held-out ones (every fifth utterance). Alignment as in :mod:`cpc.experiments.speech_table`:
-feature frame ``j`` with label frame ``j + 1``.
+:func:`compare_units` (``cpc units quality``) measures them on the built-in espeak corpus
+for CPC features of a checkpoint against MFCC units (13 coefficients + deltas +
+delta-deltas), with k-means fitted by :mod:`cpc.features.units` on the training
+utterances and scored on held-out ones (every fifth utterance). Alignment as in
+:mod:`cpc.experiments.speech_table`: feature frame ``j`` with label frame ``j + 1``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -32,7 +30,7 @@ import torch
 from cpc.data.corpora.espeak import load_phone_labels
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.probes import frames_from_sequences
-from cpc.features.units import NORMALIZE, entropy, fit_units, read_features
+from cpc.features.units import entropy, fit_units, read_features
 
 LABEL_OFFSET = 1  # the rule of cpc.experiments.speech_table
 
@@ -111,30 +109,31 @@ def score_units(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure CPC against MFCC units on an espeak corpus; write JSON and Markdown."""
-    parser = argparse.ArgumentParser(description="unit purity and PNMI: CPC against MFCC")
-    parser.add_argument("--corpus", type=Path, required=True, help="`cpc data espeak` folder")
-    parser.add_argument("--cpc-features", type=Path, required=True, help="`cpc extract` output")
-    parser.add_argument("--work", type=Path, required=True, help="scratch folder (MFCCs)")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--k", type=int, nargs="+", default=[50, 100, 200])
-    parser.add_argument("--normalize", nargs="+", choices=NORMALIZE, default=["standard"])
-    parser.add_argument("--note", default="", help="provenance of the CPC features")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    start = time.time()
-    mfcc = write_mfcc_features(args.corpus, args.work / "mfcc")
+def compare_units(
+    corpus: Path, cpc_features: Path, work: Path, *, ks: list[int], normalize: list[str]
+) -> list[dict[str, Any]]:
+    """Score CPC units against MFCC units (written to ``work/mfcc``) for every k and norm.
+
+    Returns one row per (features, normalize, k) with the fields of :class:`UnitQuality`;
+    each row is printed as JSON as soon as it is measured.
+    """
+    mfcc = write_mfcc_features(corpus, work / "mfcc")
     rows = []
-    for name, folder in [("CPC", args.cpc_features), ("MFCC", mfcc)]:
-        for norm in args.normalize:
-            for k, q in score_units(folder, args.corpus, args.k, norm).items():
+    for name, folder in [("CPC", cpc_features), ("MFCC", mfcc)]:
+        for norm in normalize:
+            for k, q in score_units(folder, corpus, ks, norm).items():
                 rows.append({"features": name, "normalize": norm, "k": k, **asdict(q)})
                 print(json.dumps(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    command = "python -m cpc.eval.unit_quality " + " ".join(sys.argv[1:] if argv is None else argv)
-    meta = {"command": command, "note": args.note, "seconds": time.time() - start, "rows": rows}
-    (args.out / "units.json").write_text(json.dumps(meta, indent=2))
+    return rows
+
+
+def write_unit_report(
+    rows: list[dict[str, Any]], out: Path, *, command: str, note: str, seconds: float
+) -> str:
+    """Write ``units.json`` (rows, command, note, seconds) and ``table.md``; return the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"command": command, "note": note, "seconds": seconds, "rows": rows}
+    (out / "units.json").write_text(json.dumps(meta, indent=2))
     lines = [
         "| features | normalize | k | phone purity | cluster purity | PNMI "
         "| unit entropy / log k |",
@@ -146,10 +145,6 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['cluster_purity']:.3f} | {r['pnmi']:.3f} "
             f"| {r['unit_entropy'] / np.log(r['k']):.2f} |"
         )
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    table = "\n".join(lines)
+    (out / "table.md").write_text(table + "\n")
+    return table

@@ -15,19 +15,17 @@ local features; every verifier is then scored with the protocol of
   frames, averaged over time (Euclidean distance) or aligned by DTW.
 - ``random-init CPC ...``: the same network before training.
 
-Run ``python -m cpc.experiments.signature_bench --out results/signatures --seeds 0 1 2`` (under
-``nice``, one thread); ``--quick`` runs toy sizes. Each seed writes ``seed<s>.json``;
-the table over seeds goes to ``table.md`` and ``results.json``.
+:func:`run_bench` runs seeds (``cpc signatures --out results/signatures --seeds 0 1 2``,
+under ``nice``, one thread; ``--quick`` runs toy sizes). Each seed writes
+``seed<s>.json``; the table over seeds goes to ``table.md`` and ``results.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cpc.checkpoints.loading import load_model
+from cpc.checkpoints.store import read_meta
+from cpc.config import load_config
 from cpc.data.corpora.pen import SAMPLE_RATE
-from cpc.data.corpora.pen_sessions import generate_session_forgeries, generate_session_samples
+from cpc.data.corpora.pen_sessions import (
+    SessionSamples,
+    generate_session_forgeries,
+    generate_session_samples,
+)
+from cpc.data.registry import build_model
+from cpc.data.signals import ChannelStats
 from cpc.eval.baselines import signal_statistics
 from cpc.eval.dtw import dtw_pairs
 from cpc.eval.signatures import (
@@ -47,6 +54,8 @@ from cpc.eval.signatures import (
     score_protocol,
     signature_protocol,
 )
+from cpc.features.extract import extract_sequence
+from cpc.train.trainer import train
 
 PRESET = "signature_pen_dynamic"  # configs/signature_pen_dynamic.yaml, shipped in the package
 
@@ -110,9 +119,6 @@ def write_arrays(arrays: list[np.ndarray], writers: np.ndarray, out: Path) -> Pa
 
 def pretrain(manifest: Path, run_dir: Path, seed: int, steps: int, overrides: list[str]) -> Path:
     """Pretrain the preset on ``manifest``; return the run directory."""
-    from cpc.config import load_config
-    from cpc.train.trainer import train
-
     config = load_config(
         PRESET,
         [
@@ -133,8 +139,6 @@ def pretrain(manifest: Path, run_dir: Path, seed: int, steps: int, overrides: li
 
 def frame_features(model: torch.nn.Module, feats: list[np.ndarray], layer: str) -> list[np.ndarray]:
     """Frame features (``"context"`` or ``"encoder"``) of whole streams, ``(s, d)`` each."""
-    from cpc.features.extract import extract_sequence
-
     return [
         extract_sequence(model, torch.from_numpy(f), layer=layer).numpy()  # type: ignore[arg-type]
         for f in feats
@@ -202,6 +206,116 @@ def fuse(a: VerificationScores, b: VerificationScores) -> VerificationScores:
     )
 
 
+@dataclass
+class _Writers:
+    """One seed's generated signatures and their local features.
+
+    Pretraining writers come from generator seed ``100 + seed``, evaluation writers
+    (genuine and skilled forgeries) from ``200 + seed``.
+    """
+
+    pre: SessionSamples
+    gen: SessionSamples
+    forg: SessionSamples
+    pre_feats: list[np.ndarray]
+    eval_feats: Items
+
+    @classmethod
+    def generate(cls, seed: int, size: BenchSize) -> _Writers:
+        pre = generate_session_samples(
+            size.pre_writers, size.sessions, size.per_session, 100 + seed
+        )
+        gen = generate_session_samples(
+            size.eval_writers, size.sessions, size.per_session, 200 + seed
+        )
+        forg = generate_session_forgeries(size.eval_writers, size.forgeries, 200 + seed)
+        pre_feats = [local_features(s, SAMPLE_RATE) for s in pre.samples]
+        eval_feats = [
+            [local_features(s, SAMPLE_RATE) for s in g] for g in (gen.samples, forg.samples)
+        ]
+        return cls(pre, gen, forg, pre_feats, eval_feats)
+
+    @property
+    def eval_samples(self) -> Items:
+        """The raw evaluation streams: ``[genuine, forgeries]``."""
+        return [self.gen.samples, self.forg.samples]
+
+
+def _pretraining_set(
+    writers: _Writers, inputs: str, out: Path, overrides: list[str]
+) -> tuple[Path, list[str]]:
+    """Write the pretraining streams under ``out``; the manifest and the overrides to use.
+
+    ``inputs="raw"`` writes the six raw channels and asks the recipe to z-score them.
+    """
+    if inputs == "local":
+        return write_arrays(writers.pre_feats, writers.pre.writers, out), overrides
+    raw = ["model.in_channels=6", "data.normalize=dataset", *overrides]
+    return write_arrays(writers.pre.samples, writers.pre.writers, out), raw
+
+
+def _networks(run_dir: Path, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The pretrained model and the same network before training (seeded), in eval mode."""
+    model = load_model(str(run_dir)).eval()
+    config = load_config(run_dir / "config.yaml")
+    torch.manual_seed(seed)
+    return model, build_model(config.model).eval()
+
+
+def _model_streams(writers: _Writers, inputs: str, run_dir: Path) -> tuple[list[np.ndarray], Items]:
+    """What the networks read: local features, or raw channels z-scored as in pretraining."""
+    if inputs != "raw":
+        return writers.pre_feats, writers.eval_feats
+    channel = ChannelStats.from_dict(read_meta(run_dir)["data"]["stats"])
+    mean, std = np.asarray(channel.mean), np.asarray(channel.std)
+    model_pre = [((s - mean) / std).astype(np.float32) for s in writers.pre.samples]
+    model_eval = [[((s - mean) / std).astype(np.float32) for s in g] for g in writers.eval_samples]
+    return model_pre, model_eval
+
+
+def _statistics(writers: _Writers) -> tuple[Items, list[np.ndarray]]:
+    """Signal statistics of the evaluation streams and of the pretraining streams."""
+    stats = [
+        [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in g]
+        for g in writers.eval_samples
+    ]
+    pre_stats = [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in writers.pre.samples]
+    return stats, pre_stats
+
+
+def _cpc_scores(
+    protocol: SignatureProtocol,
+    networks: dict[str, torch.nn.Module],
+    model_eval: Items,
+    model_pre: list[np.ndarray],
+) -> dict[str, VerificationScores]:
+    """Every network's verifiers (:func:`_cpc_verifiers`) scored with ``protocol``."""
+    sub = model_pre[:: max(1, len(model_pre) // 200)]  # frames for the standardisation
+    verifiers: dict[str, PairDistance] = {}
+    for name, network in networks.items():
+        verifiers |= _cpc_verifiers(name, network, model_eval, sub)
+    return {name: score_protocol(protocol, distances) for name, distances in verifiers.items()}
+
+
+def _add_fused(scores: dict[str, VerificationScores]) -> None:
+    """Add every frame-DTW verifier fused with DTW on local features."""
+    local = scores["DTW, local features"]
+    for name in (f"{net} {layer}, DTW" for net in ("CPC", "random-init CPC") for layer in LAYERS):
+        scores[f"{name} + DTW local (fused)"] = fuse(scores[name], local)
+
+
+def _error_rates(seed: int, scores: dict[str, VerificationScores]) -> dict[str, dict[str, float]]:
+    """Both EERs of every verifier, printed as they are tabulated."""
+    results: dict[str, dict[str, float]] = {}
+    for name, score in scores.items():
+        results[name] = {"eer": score.eer, "skilled_eer": score.skilled_eer}
+        print(
+            f"seed {seed} {name:>52}: random {score.eer:6.1%}  skilled {score.skilled_eer:6.1%}",
+            flush=True,
+        )
+    return results
+
+
 def run_seed(
     seed: int,
     size: BenchSize,
@@ -216,66 +330,28 @@ def run_seed(
     channels z-scored with pretraining-set statistics (the first recipe, for ablation).
     The run goes to ``work/<tag>_run<seed>`` (an existing complete run is reused).
     """
-    from cpc import load
-    from cpc.checkpoints.store import read_meta
-    from cpc.config import load_config
-    from cpc.data.registry import build_model
-    from cpc.data.signals import ChannelStats
-
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    pre = generate_session_samples(size.pre_writers, size.sessions, size.per_session, 100 + seed)
-    gen = generate_session_samples(size.eval_writers, size.sessions, size.per_session, 200 + seed)
-    forg = generate_session_forgeries(size.eval_writers, size.forgeries, 200 + seed)
-    pre_feats = [local_features(s, SAMPLE_RATE) for s in pre.samples]
-    eval_feats = [[local_features(s, SAMPLE_RATE) for s in g] for g in (gen.samples, forg.samples)]
-    if inputs == "local":
-        manifest = write_arrays(pre_feats, pre.writers, work / f"{tag}_features{seed}")
-    else:
-        manifest = write_arrays(pre.samples, pre.writers, work / f"{tag}_raw{seed}")
-        overrides = ["model.in_channels=6", "data.normalize=dataset", *overrides]
+    writers = _Writers.generate(seed, size)
+    folder = work / f"{tag}_features{seed}" if inputs == "local" else work / f"{tag}_raw{seed}"
+    manifest, overrides = _pretraining_set(writers, inputs, folder, overrides)
     timings = {"generate_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
     run_dir = pretrain(manifest, work / f"{tag}_run{seed}", seed, size.steps, overrides)
     timings["pretrain_s"] = time.perf_counter() - t0
-    model = load(str(run_dir)).eval()
-    config = load_config(run_dir / "config.yaml")
-    torch.manual_seed(seed)
-    random_model = build_model(config.model).eval()
-    model_pre, model_eval = pre_feats, eval_feats
-    if inputs == "raw":
-        channel = ChannelStats.from_dict(read_meta(run_dir)["data"]["stats"])
-        mean, std = np.asarray(channel.mean), np.asarray(channel.std)
-        model_pre = [((s - mean) / std).astype(np.float32) for s in pre.samples]
-        model_eval = [
-            [((s - mean) / std).astype(np.float32) for s in g] for g in (gen.samples, forg.samples)
-        ]
-
-    protocol = signature_protocol(gen.writers, forg.writers, references=size.references)
-    stats = [
-        [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in g]
-        for g in (gen.samples, forg.samples)
-    ]
-    pre_stats = [signal_statistics(s, sample_rate=SAMPLE_RATE).numpy() for s in pre.samples]
+    model, random_model = _networks(run_dir, seed)
+    model_pre, model_eval = _model_streams(writers, inputs, run_dir)
+    protocol = signature_protocol(
+        writers.gen.writers, writers.forg.writers, references=size.references
+    )
+    stats, pre_stats = _statistics(writers)
     t1 = time.perf_counter()
-    scores = _baselines(seed, protocol, eval_feats, stats, pre_stats, work)
+    scores = _baselines(seed, protocol, writers.eval_feats, stats, pre_stats, work)
     timings["baselines_s"] = time.perf_counter() - t1
-    sub = model_pre[:: max(1, len(model_pre) // 200)]  # frames for the standardisation
-    verifiers = _cpc_verifiers("CPC", model, model_eval, sub)
-    verifiers |= _cpc_verifiers("random-init CPC", random_model, model_eval, sub)
-    for name, distances in verifiers.items():
-        scores[name] = score_protocol(protocol, distances)
-    local = scores["DTW, local features"]
-    for name in (f"{net} {layer}, DTW" for net in ("CPC", "random-init CPC") for layer in LAYERS):
-        scores[f"{name} + DTW local (fused)"] = fuse(scores[name], local)
+    networks = {"CPC": model, "random-init CPC": random_model}
+    scores |= _cpc_scores(protocol, networks, model_eval, model_pre)
+    _add_fused(scores)
     timings["total_s"] = time.perf_counter() - t0
-    results: dict[str, dict[str, float]] = {}
-    for name, score in scores.items():
-        results[name] = {"eer": score.eer, "skilled_eer": score.skilled_eer}
-        print(
-            f"seed {seed} {name:>52}: random {score.eer:6.1%}  skilled {score.skilled_eer:6.1%}",
-            flush=True,
-        )
     return {
         "seed": seed,
         "size": asdict(size),
@@ -287,7 +363,7 @@ def run_seed(
             "impostor": len(protocol.impostor),
             "skilled": len(protocol.skilled),
         },
-        "results": results,
+        "results": _error_rates(seed, scores),
     }
 
 
@@ -308,38 +384,31 @@ def summarise(runs: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: run seeds, write per-seed JSON, the table and the machine."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--work", type=Path, default=Path("runs/signature_bench"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--inputs", choices=["local", "raw"], default="local")
-    parser.add_argument("--override", action="append", default=[], help="config overrides")
-    parser.add_argument(
-        "--summarise", action="store_true", help="only tabulate the seeds' JSON files in --out"
-    )
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    size = QUICK if args.quick else BenchSize()
-    if args.steps:
-        size = BenchSize(**{**asdict(size), "steps": args.steps})
-    args.out.mkdir(parents=True, exist_ok=True)
-    for seed in [] if args.summarise else args.seeds:
-        run = run_seed(seed, size, args.work, args.override, args.inputs, args.out.name)
-        command = ["python -m cpc.experiments.signature_bench", *(argv or sys.argv[1:])]
-        run["command"] = " ".join(command)
+def run_bench(
+    out: Path,
+    seeds: list[int],
+    size: BenchSize,
+    *,
+    work: Path,
+    overrides: list[str],
+    inputs: str = "local",
+    command: str = "",
+    summarise_only: bool = False,
+) -> str:
+    """Run every seed; write ``seed<s>.json``, ``table.md`` and ``results.json`` to ``out``.
+
+    Each seed's JSON records ``command`` and the machine. With ``summarise_only``, no seed
+    runs: the table is made from the seeds' JSON files already in ``out``. The runs go to
+    ``work`` under the tag ``out.name``. Returns the table (markdown).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in [] if summarise_only else seeds:
+        run = run_seed(seed, size, work, overrides, inputs, out.name)
+        run["command"] = command
         run["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads 1"
-        (args.out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
-    runs = [json.loads((args.out / f"seed{s}.json").read_text()) for s in args.seeds]
+        (out / f"seed{seed}.json").write_text(json.dumps(run, indent=1))
+    runs = [json.loads((out / f"seed{s}.json").read_text()) for s in seeds]
     table = summarise(runs)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "results.json").write_text(json.dumps({"runs": runs}, indent=1))
-    print(table)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    (out / "table.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps({"runs": runs}, indent=1))
+    return table

@@ -41,9 +41,12 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from cpc.checkpoints.store import load_model
 from cpc.config import Config, load_config
 from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
 from cpc.data.registry import build_model
+from cpc.data.validate import check_runnable
+from cpc.errors import ConfigError
 from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.plots import (
@@ -56,6 +59,7 @@ from cpc.eval.probes import frames_from_sequences, linear_probe
 from cpc.eval.report import collect_provenance, write_report
 from cpc.features.extract import extract_sequence
 from cpc.models.cpc import CPCModel
+from cpc.train.trainer import train
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +212,6 @@ def _config(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[
 
 
 def _pretrain(settings: TableSettings, manifest: Path, out_dir: Path, extra: list[str]) -> Config:
-    from cpc.train.trainer import train
-
     config = _config(settings, manifest, out_dir, extra)
     train(config)
     return config
@@ -225,9 +227,6 @@ def _check_models(settings: TableSettings, out: Path) -> None:
         ConfigError: Naming the setting at fault (and the row it belongs to).
 
     """
-    from cpc.config import ConfigError
-    from cpc.data.validate import check_runnable
-
     planned = {"CPC": [], **settings.rows}
     planned |= {
         f"ablation {k} steps": [f"model.num_offsets={k}"] for k in settings.ablation_offsets
@@ -264,11 +263,40 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
 
 
-def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
-    """Run the whole pipeline; write ``table1.json``, ``table1.md`` and plots to ``out_dir``."""
-    out = Path(out_dir).resolve()  # manifests hold absolute paths
-    _check_models(settings, out)  # before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class _Run:
+    """What the steps of one Table-1 run share: where it writes, its data and its clock."""
+
+    out: Path
+    settings: TableSettings
+    provenance: dict[str, Any]
+    speakers: list[Utterance]
+    """The speaker corpus (voices pretraining never heard)."""
+    inventory: dict[str, Any]
+    split: dict[str, list[Utterance]]
+    """The phone corpus: ``train`` / ``test_seen`` / ``test_unseen``."""
+    spk_split: dict[str, list[Utterance]]
+    manifest: Path
+    """The pretraining manifest (the phone corpus's training utterances)."""
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_phones(self) -> int:
+        return len(self.inventory["phones"])
+
+
+@dataclass
+class _Models:
+    """The pretrained main model, its config and every row's feature function."""
+
+    config: Config
+    cpc: CPCModel
+    feature_sets: dict[str, FeatureFn]
+
+
+def _prepare(out: Path, settings: TableSettings, command: str) -> _Run:
+    """Build (or reuse) both corpora, split them and write the pretraining manifest."""
     started = time.monotonic()
     # Taken now: the commit and tree state of the code that runs, not of whatever the
     # checkout holds by the time a long run ends.
@@ -286,17 +314,29 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
     split = _split(phones, settings.unseen_speakers, settings.test_fraction, settings.seed)
     spk_split = _split(speakers, 0, settings.test_fraction, settings.seed)
     manifest = _write_manifest(split["train"], out / "pretrain_manifest.csv")
+    return _Run(
+        out=out,
+        settings=settings,
+        provenance=provenance,
+        speakers=speakers,
+        inventory=inventory,
+        split=split,
+        spk_split=spk_split,
+        manifest=manifest,
+        started=started,
+    )
 
-    timings: dict[str, float] = {}
+
+def _pretrain_rows(run: _Run) -> _Models:
+    """Pretrain CPC and every extra row; build the seeded random-init baseline."""
+    settings, out = run.settings, run.out
     t0 = time.monotonic()
-    config = _pretrain(settings, manifest, out / "run", [])
-    timings["pretrain_s"] = time.monotonic() - t0
-    from cpc.checkpoints.store import load_model
-
+    config = _pretrain(settings, run.manifest, out / "run", [])
+    run.timings["pretrain_s"] = time.monotonic() - t0
     cpc_model = load_model(out / "run")
     torch.manual_seed(settings.seed)
     random_model = build_model(config.model)
-    _calibrate_batch_norm(random_model, split["train"], config.data.window)
+    _calibrate_batch_norm(random_model, run.split["train"], config.data.window)
     feature_sets = {
         "CPC": _model_features(cpc_model),
         "random init": _model_features(random_model),
@@ -306,14 +346,48 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
         if row in feature_sets:
             raise ValueError(f"table row name {row!r} is taken")
         t0 = time.monotonic()
-        _pretrain(settings, manifest, out / f"run_{_slug(row)}", row_overrides)
-        timings[f"pretrain {row} s"] = time.monotonic() - t0
+        _pretrain(settings, run.manifest, out / f"run_{_slug(row)}", row_overrides)
+        run.timings[f"pretrain {row} s"] = time.monotonic() - t0
         feature_sets[row] = _model_features(load_model(out / f"run_{_slug(row)}"))
+    return _Models(config, cpc_model, feature_sets)
 
-    abx_utts = split["test_seen"] + split["test_unseen"]
-    abx_items = items_from_espeak_corpus(
-        out / "corpus", [str(u.path.relative_to(out / "corpus")) for u in abx_utts]
+
+def _phone_probes(
+    run: _Run, name: str, fn: FeatureFn, cache: dict[Path, Tensor], results: dict[str, Any]
+) -> None:
+    """Frame-level phone probes, tested on seen and on unseen speakers."""
+    xtr, ytr = _phone_data(fn, run.split["train"], cache)
+    for task, part in [
+        ("phone, seen speakers", "test_seen"),
+        ("phone, unseen speakers", "test_unseen"),
+    ]:
+        if not run.split[part]:
+            continue
+        xte, yte = _phone_data(fn, run.split[part], cache)
+        res = linear_probe(xtr, ytr, xte, yte, num_classes=run.num_phones, seed=run.settings.seed)
+        results[task][name] = res
+        if name == "CPC" and part == "test_seen":
+            plot_confusion(res.confusion, run.inventory["phones"], run.out / "phone_confusion.png")
+
+
+def _speaker_probe(run: _Run, name: str, fn: FeatureFn, results: dict[str, Any]) -> None:
+    """Utterance-level speaker probe on mean-pooled features of unheard voices."""
+    spk_split = run.spk_split
+    ids = sorted({u.speaker for u in run.speakers})
+    to_id = {s: i for i, s in enumerate(ids)}
+    ptr, pte = _pooled(fn, spk_split["train"]), _pooled(fn, spk_split["test_seen"])
+    ytr_s = torch.tensor([to_id[u.speaker] for u in spk_split["train"]])
+    yte_s = torch.tensor([to_id[u.speaker] for u in spk_split["test_seen"]])
+    results["speaker (unheard voices)"][name] = linear_probe(
+        ptr, ytr_s, pte, yte_s, num_classes=len(ids), seed=run.settings.seed
     )
+    if name == "CPC":
+        plot_projection(pte, yte_s.numpy(), run.out / "speaker_projection.png", title="CPC, pooled")
+
+
+def _probe_rows(run: _Run, feature_sets: dict[str, FeatureFn], abx_items: list) -> dict:
+    """Every probe and the ABX errors of every row: ``{task: {row: result}}``."""
+    abx_utts = run.split["test_seen"] + run.split["test_unseen"]
     results: dict[str, dict[str, Any]] = {
         "phone, seen speakers": {},
         "phone, unseen speakers": {},
@@ -321,100 +395,89 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
         "ABX error, within speakers": {},
         "ABX error, across speakers": {},
     }
-    num_phones = len(inventory["phones"])
     t0 = time.monotonic()
     for name, fn in feature_sets.items():
-        cache = _features(fn, split["train"] + abx_utts)
-        xtr, ytr = _phone_data(fn, split["train"], cache)
-        for task, part in [
-            ("phone, seen speakers", "test_seen"),
-            ("phone, unseen speakers", "test_unseen"),
-        ]:
-            if not split[part]:
-                continue
-            xte, yte = _phone_data(fn, split[part], cache)
-            res = linear_probe(xtr, ytr, xte, yte, num_classes=num_phones, seed=settings.seed)
-            results[task][name] = res
-            if name == "CPC" and part == "test_seen":
-                plot_confusion(res.confusion, inventory["phones"], out / "phone_confusion.png")
-        ids = sorted({u.speaker for u in speakers})
-        to_id = {s: i for i, s in enumerate(ids)}
-        ptr, pte = _pooled(fn, spk_split["train"]), _pooled(fn, spk_split["test_seen"])
-        ytr_s = torch.tensor([to_id[u.speaker] for u in spk_split["train"]])
-        yte_s = torch.tensor([to_id[u.speaker] for u in spk_split["test_seen"]])
-        results["speaker (unheard voices)"][name] = linear_probe(
-            ptr, ytr_s, pte, yte_s, num_classes=len(ids), seed=settings.seed
-        )
-        if name == "CPC":
-            plot_projection(pte, yte_s.numpy(), out / "speaker_projection.png", title="CPC, pooled")
+        cache = _features(fn, run.split["train"] + abx_utts)
+        _phone_probes(run, name, fn, cache, results)
+        _speaker_probe(run, name, fn, results)
         t1 = time.monotonic()
-        abx = _abx({u.path: cache[u.path] for u in abx_utts}, abx_items, settings)
-        timings[f"abx {name} s"] = time.monotonic() - t1
+        abx = _abx({u.path: cache[u.path] for u in abx_utts}, abx_items, run.settings)
+        run.timings[f"abx {name} s"] = time.monotonic() - t1
         results["ABX error, within speakers"][name] = abx["within"]
         results["ABX error, across speakers"][name] = abx["across"]
         del cache
-    timings["probes_s"] = time.monotonic() - t0
+    run.timings["probes_s"] = time.monotonic() - t0
+    return results
 
-    offsets_table: dict[str, list[float]] = {}
-    results_steps: dict[str, float] = {}
-    if settings.ablation_offsets:
-        t0 = time.monotonic()
-        ablation: dict[str, Any] = {}
-        for k in settings.ablation_offsets:
-            run_dir = out / "run" if k == config.model.num_offsets else out / f"run_k{k}"
-            if run_dir != out / "run":  # the main model already covers its own count
-                _pretrain(settings, manifest, run_dir, [f"model.num_offsets={k}"])
-            fn = _model_features(load_model(run_dir))
-            xtr, ytr = _phone_data(fn, split["train"])
-            xte, yte = _phone_data(fn, split["test_seen"])
-            ablation[f"{k} steps"] = linear_probe(
-                xtr, ytr, xte, yte, num_classes=num_phones, seed=settings.seed
-            )
-        write_report(
-            {"phone, seen speakers": ablation},
-            out,
-            "Phone accuracy against the number of prediction steps",
-            provenance=provenance,
-            notes=f"each model pretrained with the same budget: {settings.max_steps} steps"
-            f" / {settings.max_time or 'no'} s limit",
-            stem="table1_steps",
-        )
-        results_steps = {k: r.accuracy for k, r in ablation.items()}
-        offsets_table["phone accuracy"] = [r.accuracy for r in ablation.values()]
-        plot_accuracy_vs_offset(
-            offsets_table,
-            settings.ablation_offsets,
-            out / "phone_vs_steps.png",
-            xlabel="prediction steps",
-            ylabel="phone accuracy",
-            title="Phone probe against the number of prediction steps",
-        )
-        timings["ablation_s"] = time.monotonic() - t0
 
-    metrics = out / "run" / "metrics.jsonl"
-    plot_training_curves(metrics, out / "training_curves.png")
+def _ablation(run: _Run, config: Config) -> dict[str, float]:
+    """Phone accuracy against the number of prediction steps: ``{"k steps": accuracy}``."""
+    settings, out = run.settings, run.out
+    if not settings.ablation_offsets:
+        return {}
+    t0 = time.monotonic()
+    ablation: dict[str, Any] = {}
+    for k in settings.ablation_offsets:
+        run_dir = out / "run" if k == config.model.num_offsets else out / f"run_k{k}"
+        if run_dir != out / "run":  # the main model already covers its own count
+            _pretrain(settings, run.manifest, run_dir, [f"model.num_offsets={k}"])
+        fn = _model_features(load_model(run_dir))
+        xtr, ytr = _phone_data(fn, run.split["train"])
+        xte, yte = _phone_data(fn, run.split["test_seen"])
+        ablation[f"{k} steps"] = linear_probe(
+            xtr, ytr, xte, yte, num_classes=run.num_phones, seed=settings.seed
+        )
+    write_report(
+        {"phone, seen speakers": ablation},
+        out,
+        "Phone accuracy against the number of prediction steps",
+        provenance=run.provenance,
+        notes=f"each model pretrained with the same budget: {settings.max_steps} steps"
+        f" / {settings.max_time or 'no'} s limit",
+        stem="table1_steps",
+    )
+    plot_accuracy_vs_offset(
+        {"phone accuracy": [r.accuracy for r in ablation.values()]},
+        settings.ablation_offsets,
+        out / "phone_vs_steps.png",
+        xlabel="prediction steps",
+        ylabel="phone accuracy",
+        title="Phone probe against the number of prediction steps",
+    )
+    run.timings["ablation_s"] = time.monotonic() - t0
+    return {k: r.accuracy for k, r in ablation.items()}
+
+
+def _training_plots(run: _Run, cpc_model: CPCModel) -> None:
+    """The main model's training curves and its last validation accuracy by offset."""
+    metrics = run.out / "run" / "metrics.jsonl"
+    plot_training_curves(metrics, run.out / "training_curves.png")
     val = [json.loads(line) for line in metrics.read_text().splitlines()]
     val = [r for r in val if r.get("split") == "val"]
     if val:
         plot_accuracy_vs_offset(
             {"CPC (validation)": val[-1]["accuracy"]},
             cpc_model.offsets,
-            out / "prediction_accuracy_by_offset.png",
+            run.out / "prediction_accuracy_by_offset.png",
             xlabel="offset k (10 ms steps)",
             ylabel="InfoNCE accuracy",
             title="Prediction accuracy by offset",
         )
-    timings["total_s"] = time.monotonic() - started
+
+
+def _write_table(run: _Run, results: dict, num_items: int) -> None:
+    """``table1.json`` and ``table1.md``, with the settings, timings and protocol as notes."""
+    settings = run.settings
     notes = "\n".join(
         f"- {line}"
         for line in [
             f"settings: {json.dumps(asdict(settings))}",
-            f"timings (s): {json.dumps({k: round(v, 1) for k, v in timings.items()})}",
-            f"phone probe: {num_phones} classes; alignment: feature frame j <-> label frame "
+            f"timings (s): {json.dumps({k: round(v, 1) for k, v in run.timings.items()})}",
+            f"phone probe: {run.num_phones} classes; alignment: feature frame j <-> label frame "
             f"j+{LABEL_OFFSET} for every feature set",
             "random init: the same architecture and probe, untrained weights (seeded)",
             "MFCC: 13 coefficients, 25 ms windows, 10 ms hop (torchaudio, center=False)",
-            f"ABX: error rates (lower is better) on {len(abx_items)} phone tokens of the "
+            f"ABX: error rates (lower is better) on {num_items} phone tokens of the "
             "held-out utterances (seen and unseen speakers); angular distance + DTW; "
             "averaged over contexts, then speakers, then phone pairs; at most "
             f"{settings.abx_max_group_size} tokens per (context, speaker, phone)",
@@ -423,10 +486,34 @@ def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str 
     )
     write_report(
         results,
-        out,
+        run.out,
         "CPC Table 1 in miniature (built-in espeak corpus)",
-        provenance=provenance,
+        provenance=run.provenance,
         notes=notes,
         stem="table1",
     )
-    return {"results": results, "steps": results_steps, "timings": timings}
+
+
+def run_speech_table(out_dir: str | Path, settings: TableSettings, command: str = "") -> dict:
+    """Run the whole pipeline; write ``table1.json``, ``table1.md`` and plots to ``out_dir``.
+
+    Returns:
+        ``{"results": {task: {row: result}}, "steps": {"k steps": phone accuracy},
+        "timings": {step: seconds}}``.
+
+    """
+    out = Path(out_dir).resolve()  # manifests hold absolute paths
+    _check_models(settings, out)  # before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    run = _prepare(out, settings, command)
+    models = _pretrain_rows(run)
+    abx_utts = run.split["test_seen"] + run.split["test_unseen"]
+    abx_items = items_from_espeak_corpus(
+        out / "corpus", [str(u.path.relative_to(out / "corpus")) for u in abx_utts]
+    )
+    results = _probe_rows(run, models.feature_sets, abx_items)
+    steps = _ablation(run, models.config)
+    _training_plots(run, models.cpc)
+    run.timings["total_s"] = time.monotonic() - run.started
+    _write_table(run, results, len(abx_items))
+    return {"results": results, "steps": steps, "timings": run.timings}

@@ -22,7 +22,7 @@ from cpc.cli import main
 from cpc.data.audio import AudioFileDataset, AudioWindowDataset, audio_records, read_audio
 from cpc.data.formats import detect_format, list_source
 from cpc.data.formats.clips import read_clip
-from cpc.data.sources import Record, group_rule
+from cpc.data.records import Record, group_rule
 from cpc.errors import DataError
 from cpc.train import train
 from tests.train.conftest import tiny_config

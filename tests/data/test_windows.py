@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cpc.data.sources import Record
+from cpc.data.records import Record
 from cpc.data.windows import FileDataset, FileSource, WindowDataset, short_clip_limit
 from cpc.errors import DataError, EmptyDatasetError
 

@@ -5,8 +5,10 @@
 - :mod:`cpc.data.corpora.texts`: the seeded sentence grammars it speaks.
 - :mod:`cpc.data.corpora.pen`: synthetic pen trajectories (sigma-lognormal model) with
   writer identity and optional skilled forgeries (``generate_pen_samples``,
-  ``generate_pen_corpus``).
+  ``generate_pen_corpus``): the ``easy`` setting of ``cpc data pen``.
+- :mod:`cpc.data.corpora.pen_sessions`: the ``hard`` setting (sessions, complex
+  signatures, forgers with their own timing), the signature benchmark's data.
 
-The submodules are not imported here, so ``python -m cpc.data.corpora.espeak`` runs
-cleanly and importing the pen generator does not load the speech stack.
+``cpc data espeak|pen`` builds them. The submodules are not imported here, so importing
+the pen generator does not load the speech stack.
 """

@@ -32,7 +32,6 @@ state between utterances that no API call resets.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -60,7 +59,6 @@ __all__ = [
     "SpeakerSpec",
     "build_espeak_corpus",
     "load_phone_labels",
-    "main",
     "read_phone_inventory",
 ]
 
@@ -302,13 +300,7 @@ def build_espeak_corpus(
         FileExistsError: If ``out_dir`` already holds a corpus and ``overwrite`` is False.
 
     """
-    if minutes <= 0 or num_speakers <= 0:
-        raise ValueError(f"minutes and num_speakers must be > 0, got {minutes}, {num_speakers}")
-    if sample_rate <= 0 or sample_rate % 100:
-        raise ValueError(f"sample_rate must be a positive multiple of 100, got {sample_rate}")
-    unknown = [lang for lang in languages if lang not in LANGUAGES]
-    if unknown or not languages:
-        raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}, got {languages}")
+    _check_corpus_args(minutes, num_speakers, sample_rate, languages)
     out = Path(out_dir)
     if (out / "manifest.csv").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a corpus; pass overwrite=True to replace it")
@@ -322,6 +314,41 @@ def build_espeak_corpus(
             for i, spk in enumerate(speakers)
         ]
         results = [row for job in jobs for row in job.result()]
+    phones = _write_labels(out, results)
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "speaker", "duration", "language", "text"])
+        writer.writeheader()
+        writer.writerows(row for row, _ in results)
+    _write_inventory(out, phones, sample_rate)
+    (out / "speakers.json").write_text(json.dumps([asdict(s) for s in speakers], indent=1) + "\n")
+    total = sum(float(row["duration"]) for row, _ in results)
+    return CorpusInfo(
+        root=out,
+        sample_rate=sample_rate,
+        hop_length=sample_rate // 100,
+        num_utterances=len(results),
+        total_seconds=total,
+        speakers=tuple(speakers),
+        phones=phones,
+        build_seconds=time.perf_counter() - start,
+    )
+
+
+def _check_corpus_args(
+    minutes: float, num_speakers: int, sample_rate: int, languages: Sequence[str]
+) -> None:
+    """Raise ``ValueError`` on a non-positive size, a bad sample rate or an unknown language."""
+    if minutes <= 0 or num_speakers <= 0:
+        raise ValueError(f"minutes and num_speakers must be > 0, got {minutes}, {num_speakers}")
+    if sample_rate <= 0 or sample_rate % 100:
+        raise ValueError(f"sample_rate must be a positive multiple of 100, got {sample_rate}")
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown or not languages:
+        raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}, got {languages}")
+
+
+def _write_labels(out: Path, results: list[tuple[dict[str, str], list[str]]]) -> tuple[str, ...]:
+    """Write every utterance's phone ids; return the inventory (English phones first)."""
     seen = {name for _, names in results for name in names}
     phones = ENGLISH_PHONES + tuple(sorted(seen - set(ENGLISH_PHONES)))
     ids = {name: i for i, name in enumerate(phones)}
@@ -329,10 +356,11 @@ def build_espeak_corpus(
         path = _labels_path(out, row["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.asarray([ids[n] for n in names], dtype=np.int16))
-    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "speaker", "duration", "language", "text"])
-        writer.writeheader()
-        writer.writerows(row for row, _ in results)
+    return phones
+
+
+def _write_inventory(out: Path, phones: tuple[str, ...], sample_rate: int) -> None:
+    """``phones.json``: the inventory, the silence label, the hop and the frame convention."""
     hop = sample_rate // 100
     inventory = {
         "phones": list(phones),
@@ -346,18 +374,6 @@ def build_espeak_corpus(
         "phone active at sample j*hop + hop//2",
     }
     (out / "phones.json").write_text(json.dumps(inventory, indent=1, ensure_ascii=False) + "\n")
-    (out / "speakers.json").write_text(json.dumps([asdict(s) for s in speakers], indent=1) + "\n")
-    total = sum(float(row["duration"]) for row, _ in results)
-    return CorpusInfo(
-        root=out,
-        sample_rate=sample_rate,
-        hop_length=hop,
-        num_utterances=len(results),
-        total_seconds=total,
-        speakers=tuple(speakers),
-        phones=phones,
-        build_seconds=time.perf_counter() - start,
-    )
 
 
 def read_phone_inventory(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -382,37 +398,3 @@ def load_phone_labels(out_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
         paths = [row["path"] for row in csv.DictReader(f)]
     return {path: np.load(_labels_path(root, path)) for path in paths}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: ``python -m cpc.data.corpora.espeak --out DIR ...``."""
-    parser = argparse.ArgumentParser(description="Synthesise an eSpeak NG speech corpus.")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--minutes", type=float, default=1.0, help="total minutes of speech")
-    parser.add_argument("--speakers", type=int, default=8, help="number of speakers")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--languages", nargs="+", default=["en"], choices=LANGUAGES)
-    parser.add_argument("--workers", type=int, default=None, help="parallel speakers")
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    info = build_espeak_corpus(
-        args.out,
-        minutes=args.minutes,
-        num_speakers=args.speakers,
-        seed=args.seed,
-        sample_rate=args.sample_rate,
-        languages=tuple(args.languages),
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
-    print(
-        f"wrote {info.num_utterances} utterances, {info.total_seconds / 60:.2f} min, "
-        f"{len(info.speakers)} speakers, {len(info.phones)} phones to {info.root} "
-        f"in {info.build_seconds:.1f} s ({info.speed:.0f} s of audio per second)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Corpora as toolkits prepare them: one reader per format, the format found from the path.
 
 ``data.train``, ``data.val``, ``cpc extract --input`` and ``cpc probe --manifest``
-accept, besides a folder and a CSV/TSV manifest (:mod:`cpc.data.sources`):
+accept, besides a folder and a CSV/TSV manifest (:mod:`cpc.data.records`):
 
 =============  ===============================================  ==========================
 format         what ``data.train`` names                        read by
@@ -17,7 +17,7 @@ format         what ``data.train`` names                        read by
 
 :func:`detect_format` finds the format from the path; ``data.format`` (or a
 ``FORMAT:`` prefix, as in ``kaldi:data/train``) forces it. Every reader returns
-:class:`~cpc.data.sources.Record` lists: entries found bad while listing carry a
+:class:`~cpc.data.records.Record` lists: entries found bad while listing carry a
 ``problem`` and are reported once by path or id, like unusable files of a folder. The
 libraries come with the ``corpora`` extra (``pip install cpc[corpora]``).
 """
@@ -31,7 +31,7 @@ from cpc.data.formats.hf import MARKERS, hf_records
 from cpc.data.formats.lhotse import SUFFIXES, lhotse_records
 from cpc.data.formats.text import fairseq_records, kaldi_records
 from cpc.data.formats.webdataset import is_pattern, webdataset_records
-from cpc.data.sources import GroupFn, Record, list_records
+from cpc.data.records import GroupFn, Record, list_records
 from cpc.errors import DataError
 
 #: Every value of ``data.format`` but ``auto``.

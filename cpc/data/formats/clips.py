@@ -1,6 +1,6 @@
 """Read a record's samples wherever they are: a file, a stretch of one, a tar member, a row.
 
-A :class:`~cpc.data.sources.Record` whose ``audio`` is set names its samples with a
+A :class:`~cpc.data.records.Record` whose ``audio`` is set names its samples with a
 *locator* string:
 
 - a file path (``/data/rec.flac``): read with soundfile;
@@ -30,8 +30,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from cpc.data.records import Record
 from cpc.data.resample import StreamResampler, resample, resampled_length, source_span
-from cpc.data.sources import Record
 from cpc.errors import DataError
 
 _SOUNDFILE_ERRORS = (RuntimeError, OSError, ValueError, EOFError, TypeError, KeyError)

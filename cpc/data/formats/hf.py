@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cpc.data.sources import GroupFn, Record
+from cpc.data.records import GroupFn, Record
 from cpc.errors import DataError
 
 SPEAKER_COLUMNS = ("speaker_id", "speaker", "client_id")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpc.data.sources import GroupFn, Record
+from cpc.data.records import GroupFn, Record
 from cpc.errors import DataError
 
 #: The file names a Lhotse manifest may have.

@@ -47,7 +47,7 @@ import soundfile as sf
 
 from cpc.data.audio import audio_records
 from cpc.data.formats.clips import is_plain, locate_clip, open_audio
-from cpc.data.sources import Record, group_rule
+from cpc.data.records import Record, group_rule
 from cpc.errors import ConfigError, DataError
 
 #: Size units of :func:`parse_size`: decimal (as disks are sold) and binary.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cpc.data.sources import GroupFn, Record
+from cpc.data.records import GroupFn, Record
 from cpc.errors import DataError
 
 

@@ -20,7 +20,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from cpc.data.sources import GroupFn, Record
+from cpc.data.records import GroupFn, Record
 from cpc.errors import DataError
 
 AUDIO_EXTENSIONS = ("flac", "wav", "ogg")

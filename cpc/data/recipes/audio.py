@@ -10,7 +10,7 @@ from cpc.data.collate import pad_collate
 from cpc.data.formats.stream import ShardStream, is_streamed
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
 from cpc.data.recipes.sequence import SequenceRecipe
-from cpc.data.sources import Record
+from cpc.data.records import Record
 from cpc.models.builders import cpc_audio
 
 #: The rate of checkpoints that did not record one (the builder's default).

@@ -18,8 +18,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from cpc.data import images as im
 from cpc.data.errors import SkipReport, load_or_next
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, Recipe, split_indices
+from cpc.data.records import list_files
 from cpc.data.seeds import mix_seed
-from cpc.data.sources import list_files
 from cpc.errors import DataError, EmptyDatasetError
 from cpc.models.builders import cpc_image
 

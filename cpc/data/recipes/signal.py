@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from cpc.data.collate import pad_collate
 from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
 from cpc.data.recipes.sequence import SequenceRecipe
+from cpc.data.records import Record
 from cpc.data.signals import SignalFileDataset, SignalWindowDataset, signal_records
-from cpc.data.sources import Record
 from cpc.models.builders import cpc_signal
 
 if TYPE_CHECKING:
