@@ -63,7 +63,7 @@ class CPCModel(nn.Module):
         self.predictor = predictor
         self.loss = loss
         #: The record of what the model was built from and trained on, as a Hub folder's
-        #: ``config.json`` holds it (:func:`cpc.checkpoints.hub.hub_config`); None for a
+        #: ``config.json`` holds it (:func:`cpc.checkpoints.loading.hub_config`); None for a
         #: bare builder call. Whoever builds the model from a config fills it in.
         self.hub_config: dict[str, Any] | None = None
 
