@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,30 @@ def run_probes(
     frame_source = _frame_label_source(spec.frame_labels) if spec.frame_labels else None
     frame_labels = _frame_labels(frame_source, rows, spec) if frame_source is not None else None
     results: dict[str, dict[str, Any]] = {}
+    created = out_dir is not None and not out_dir.exists()
+    try:
+        _probe_folders(folders, rows, groups, frame_labels, spec, results, out_dir)
+    except BaseException:
+        if created and out_dir is not None:  # a refused probe leaves no report folder
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    if out_dir is not None:
+        _write(results, folders, rows, spec, out_dir, command)
+    return results
+
+
+def _probe_folders(
+    folders: dict[str, Path],
+    rows: list[dict[str, str]],
+    groups: list[str] | None,
+    frame_labels: list[np.ndarray] | None,
+    spec: ProbeSpec,
+    results: dict[str, dict[str, Any]],
+    out_dir: Path | None,
+) -> None:
+    """Every probe of every folder into ``results`` (plots into ``out_dir``)."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     for name, root in folders.items():
         feats = _match(read_feature_folder(root), rows, spec.manifest)
         try:
@@ -353,34 +378,43 @@ def run_probes(
             if isinstance(err, CPCError):
                 raise
             raise DataError(str(root), f"cannot probe against {spec.manifest}: {err}") from None
-    if out_dir is not None:
-        split = (
-            f"whole '{spec.split_by}' groups held out"
-            if spec.split_by
-            else "each label's files split"
-            if spec.label
-            else "random file split"
-        )
-        notes = "\n".join(
-            f"- {line}"
-            for line in [
-                f"rows: {', '.join(f'{n} = {p}' for n, p in folders.items())}",
-                f"manifest: {spec.manifest}; {len(rows)} files; split: {split}, "
-                f"test fraction {spec.test_fraction}, seed {spec.seed}",
-                "sequence tasks: mean-pooled features; EER: every file, cosine scores "
-                "against 3-file templates (no training)",
-                f"frame tasks: feature frame j <-> label frame j+{spec.label_offset}",
-            ]
-        )
-        write_report(
-            results,
-            out_dir,
-            "Probes on extracted features",
-            provenance=collect_provenance(command),
-            notes=notes,
-            stem="probe",
-        )
-    return results
+
+
+def _write(
+    results: dict[str, dict[str, Any]],
+    folders: dict[str, Path],
+    rows: list[dict[str, str]],
+    spec: ProbeSpec,
+    out_dir: Path,
+    command: str,
+) -> None:
+    """The report: ``probe.md`` and ``probe.json`` with the settings and provenance."""
+    split = (
+        f"whole '{spec.split_by}' groups held out"
+        if spec.split_by
+        else "each label's files split"
+        if spec.label
+        else "random file split"
+    )
+    notes = "\n".join(
+        f"- {line}"
+        for line in [
+            f"rows: {', '.join(f'{n} = {p}' for n, p in folders.items())}",
+            f"manifest: {spec.manifest}; {len(rows)} files; split: {split}, "
+            f"test fraction {spec.test_fraction}, seed {spec.seed}",
+            "sequence tasks: mean-pooled features; EER: every file, cosine scores "
+            "against 3-file templates (no training)",
+            f"frame tasks: feature frame j <-> label frame j+{spec.label_offset}",
+        ]
+    )
+    write_report(
+        results,
+        out_dir,
+        "Probes on extracted features",
+        provenance=collect_provenance(command),
+        notes=notes,
+        stem="probe",
+    )
 
 
 def load_label_names(path: Path) -> list[str]:
