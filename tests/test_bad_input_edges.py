@@ -151,6 +151,10 @@ CASES: dict[str, tuple[str, str]] = {
         "table1 --out {out} --row x model.num_offsets=4 --row x model.num_offsets=8",
         "'x'",
     ),
+    # Found by the fuzzer (tests/cli/test_fuzz.py), not in the issue's list:
+    "demo seconds 0": ("demo --out {out} --seconds 0", "--seconds"),
+    "data ucr binary .ts": ("data ucr --out {out} --ts {garbage}", "garbage.bin"),
+    "data pen sessions 0": ("data pen --out {out} --sessions 0", "cpc data: error: --sessions"),
     "quickstart threads 0": ("quickstart --out {out} --threads 0", "--threads"),
     "quickstart minutes nan": ("quickstart --out {out} --minutes nan", "--minutes"),
 }
@@ -172,6 +176,15 @@ def test_refused_in_one_line_with_nothing_written(
     argv = template.format(run=trained, feats=feats, out=out, x=x, label=label, **files)
     refused(argv.split(), capsys, culprit)
     assert not out.exists()
+
+
+def test_parser_errors_are_one_line(capsys) -> None:
+    """argparse's own errors (a usage block before) are one line like every other."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["extract", "--checkpoint", "r", "--input", "i", "--output", "o", "--stream", "x"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("cpc extract: error: argument --stream: invalid float value")
 
 
 # --- non-finite weights and features -------------------------------------------------
