@@ -35,7 +35,7 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from cpc.checkpoints.loading import META, WEIGHTS, load_plain_torch
+from cpc.checkpoints.loading import META, WEIGHTS, file_sha256, load_plain_torch
 from cpc.checkpoints.store import state_dict_cpu
 from cpc.config import Config, ModelConfig, save_config
 from cpc.data.registry import build_model
@@ -123,14 +123,44 @@ def read_cpc_audio(path: str | Path) -> CPCAudioCheckpoint:
     if "weights" in data and "config" in data:
         if not isinstance(data["config"], dict) or not isinstance(data["weights"], dict):
             raise CheckpointError(f"{file}: 'config' and 'weights' must be dicts")
-        return CPCAudioCheckpoint(file, "hub", data["config"], data["weights"], None)
+        return CPCAudioCheckpoint(
+            file, "hub", data["config"], _tensors(file, data["weights"]), None
+        )
     if "gEncoder" in data:
         args = _read_args(file.parent / "checkpoint_args.json")
-        return CPCAudioCheckpoint(file, "train", args, data["gEncoder"], epoch)
+        return CPCAudioCheckpoint(file, "train", args, _tensors(file, data["gEncoder"]), epoch)
     raise CheckpointError(
         f"{file}: neither a hub file (config, weights) nor a training checkpoint (gEncoder); "
         f"keys: {sorted(map(str, data))[:6]}"
     )
+
+
+def _tensors(file: Path, weights: object) -> dict[str, Tensor]:
+    """The state dict, refused unless every entry is a finite floating-point tensor."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{file}: the weights are a {type(weights).__name__}, not a dict")
+    for key, value in weights.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(
+                f"{file}: weight {key!r} is a {type(value).__name__}, not a tensor"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{file}: weight {key!r} holds NaN or infinite values")
+    return weights
+
+
+def _int_arg(ckpt: CPCAudioCheckpoint, key: str, default: int) -> int:
+    """An integer argument of the checkpoint, refused naming the key when it is not one."""
+    value = ckpt.args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        value = str(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise CheckpointError(f"{ckpt.source}: {key}={value!r} is not an integer") from None
+    if not 1 <= number <= 10_000:
+        raise CheckpointError(f"{ckpt.source}: {key}={number} is out of range [1, 10000]")
+    return number
 
 
 def _check_options(ckpt: CPCAudioCheckpoint) -> None:
@@ -151,6 +181,8 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
         key = f"gEncoder.conv{i}.weight"
         if key not in w:
             raise CheckpointError(f"{ckpt.source}: {key} missing (not CPC_audio's encoder)")
+        if w[key].dim() != 3:
+            raise CheckpointError(f"{ckpt.source}: {key} has shape {tuple(w[key].shape)}, not 3-D")
         if w[key].shape[-1] != kernel:
             raise CheckpointError(
                 f"{ckpt.source}: {key} has kernel {w[key].shape[-1]}, CPC_audio's is {kernel}"
@@ -159,6 +191,9 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
     if layers == 0:
         raise CheckpointError(f"{ckpt.source}: gAR.baseNet.weight_ih_l0 missing (no LSTM/GRU)")
     kind = CONTEXTS[ckpt.args.get("arMode", "GRU")]
+    for key in ("gAR.baseNet.weight_ih_l0", "gAR.baseNet.weight_hh_l0"):
+        if key not in w or w[key].dim() != 2:
+            raise CheckpointError(f"{ckpt.source}: {key} missing or not a matrix")
     hidden = int(w["gAR.baseNet.weight_hh_l0"].shape[1])
     gates = {"lstm": 4, "gru": 3}[kind]
     if w["gAR.baseNet.weight_ih_l0"].shape[0] != gates * hidden:
@@ -181,8 +216,8 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
         context=kind,  # type: ignore[arg-type]
         context_dim=hidden,
         context_layers=layers,
-        num_offsets=int(ckpt.args.get("nPredicts", 12)),
-        num_negatives=int(ckpt.args.get("negativeSamplingExt", 128)),
+        num_offsets=_int_arg(ckpt, "nPredicts", 12),
+        num_negatives=_int_arg(ckpt, "negativeSamplingExt", 128),
         # CPC_audio draws negatives from the batch unless it sampled within sequences;
         # said explicitly, since this package's speech default is the anchor's sequence.
         negatives="sequence" if ckpt.args.get("samplingType") == "samesequence" else "batch",
@@ -269,6 +304,7 @@ def convert_cpc_audio(path: str | Path, out: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     safetensors.torch.save_file(state_dict_cpu(model), str(tmp / WEIGHTS))
+    meta["sha256"] = {WEIGHTS: file_sha256(tmp / WEIGHTS)}  # cpc.load verifies it
     (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
     save_config(config, tmp / "config.yaml")
     if out.exists():

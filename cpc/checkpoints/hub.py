@@ -27,11 +27,12 @@ import safetensors.torch
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from cpc.checkpoints.loading import load_weights
+from cpc.checkpoints.loading import MAX_META_BYTES, load_weights
+from cpc.checkpoints.safe_load import check_weights
 from cpc.checkpoints.store import state_dict_cpu
 from cpc.config import Config
 from cpc.data.registry import build_model
-from cpc.errors import CheckpointError, ConfigError
+from cpc.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from cpc.models.cpc import CPCModel
 
 #: What :func:`from_pretrained` passes on to ``hf_hub_download``.
@@ -141,15 +142,33 @@ def _download(model_id: str, filename: str, **hub: Any) -> Path:
     return Path(hf_hub_download(repo_id=model_id, filename=filename, **hub))
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    """``config.json``, refused in one line unless it is a JSON object with ``model``."""
+    if path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size} bytes is too large for a config")
+    try:
+        config = json.loads(path.read_text())
+    except RecursionError:
+        raise CheckpointError(f"{path}: nested too deeply to be a model config") from None
+    except ValueError as err:  # UnicodeDecodeError, JSONDecodeError
+        raise CheckpointError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise CheckpointError(f"{path}: no 'model' section")
+    return config
+
+
 def from_pretrained(model_id: str | Path, **hub: Any) -> CPCModel:
     """Rebuild a model from a Hub folder or repo id (eval mode).
 
     A local folder is read with no network access; a repo id goes through
     ``hf_hub_download`` (``revision``, ``cache_dir``, ``token``... are passed on).
 
+    The weights' header is compared with the model ``config.json`` describes before
+    the model is built (as :func:`cpc.load` does), and the weights must be finite.
+
     Raises:
-        CheckpointError: A missing or malformed ``config.json`` or weights that do not
-            match it.
+        CheckpointError: A missing or malformed ``config.json``, weights that do not
+            match it, or weights holding NaN or infinite values (the tensor is named).
 
     """
     hub = {k: v for k, v in hub.items() if k in DOWNLOAD_ARGS and v is not None}
@@ -159,16 +178,21 @@ def from_pretrained(model_id: str | Path, **hub: Any) -> CPCModel:
     path = local / CONFIG if local.is_dir() else _download(model_id, CONFIG, **hub)
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; it holds the config the model needs")
-    config = json.loads(path.read_text())
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise CheckpointError(f"{model_id}: {CONFIG} has no 'model' section")
+    config = _read_config(path)
     try:
         modality = config["model"].get("modality", "audio")
         model_config = Config.from_dict(
             {"model": dict(config["model"]), "data": {"kind": modality}}
         )
+        # Names and shapes against the weights' header before anything is allocated:
+        # config.json alone must not decide how much memory is taken.
+        check_weights(weights, model_config.model)
     except ConfigError as err:
-        raise CheckpointError(f"{model_id}: bad model config: {err}") from err
+        raise CheckpointError(f"{model_id}: bad model config: {err}") from None
+    except UnsafeCheckpointError as err:
+        raise CheckpointError(str(err)) from None
+    except OSError as err:
+        raise CheckpointError(f"{weights}: cannot read ({err.strerror or err})") from None
     model = build_model(model_config.model)
     load_weights(model, weights)
     model.hub_config = config

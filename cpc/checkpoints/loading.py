@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import pickle
 import re
 from pathlib import Path
@@ -32,6 +33,7 @@ TRAIN_STATE = "train_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
 MAX_META_BYTES = 16 << 20
+logger = logging.getLogger(__name__)
 
 
 # --- finding checkpoints --------------------------------------------------------------
@@ -109,8 +111,11 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def verify_files(ckpt_dir: Path, meta: dict[str, Any], names: tuple[str, ...]) -> None:
+def verify_files(ckpt_dir: Path, meta: dict[str, Any], names: tuple[str, ...]) -> list[str]:
     """Compare files with the checksums ``meta.json`` recorded (older checkpoints: none).
+
+    Returns:
+        The names that have no recorded checksum and so could not be verified.
 
     Raises:
         CheckpointError: A file changed or was damaged after it was saved.
@@ -118,13 +123,14 @@ def verify_files(ckpt_dir: Path, meta: dict[str, Any], names: tuple[str, ...]) -
     """
     sums = meta.get("sha256")
     if not isinstance(sums, dict):
-        return
+        return list(names)
     for name in names:
         if name in sums and file_sha256(ckpt_dir / name) != sums[name]:
             raise CheckpointError(
                 f"{ckpt_dir / name}: contents differ from the checksum saved with it "
                 "(damaged or changed after saving)"
             )
+    return [name for name in names if name not in sums]
 
 
 def load_plain_torch(path: str | Path, kind: str) -> Any:
@@ -168,7 +174,24 @@ def load_weights(model: nn.Module, weights: str | Path) -> None:
     )
     if problem:
         raise CheckpointError(f"{weights}: {problem}")
+    check_finite(tensors, weights)
     model.load_state_dict(tensors, strict=True)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Refuse weights holding NaN or infinite values, naming the first such tensor.
+
+    Raises:
+        CheckpointError: A floating-point tensor is not finite everywhere.
+
+    """
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {name!r} holds {bad} NaN or infinite values of "
+                f"{tensor.numel()} (damaged, or saved from a diverged run)"
+            )
 
 
 def hub_config(model_config: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -187,7 +210,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
     """Rebuild a trained model from its saved config and load its weights (eval mode).
 
     Only ``meta.json`` (JSON) and the safetensors weights are read: nothing in the files
-    can run code.
+    can run code. The weights are compared with the SHA-256 saved in ``meta.json`` and
+    must be finite; a checkpoint saved without checksums (older ones) still loads, with
+    a warning that damage leaving the values finite cannot be detected
+    (``docs/reliability.md`` says why it is not refused).
 
     Args:
         path: A run directory (its newest checkpoint), a checkpoint directory, or a
@@ -201,8 +227,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
     """
     weights, _ = checkpoint_files(path)
     config, meta = checked_config(path)
-    if weights.name == WEIGHTS:
-        verify_files(weights.parent, meta, (WEIGHTS,))
+    verified = weights.name == WEIGHTS and not verify_files(weights.parent, meta, (WEIGHTS,))
+    if not verified:
+        logger.warning(
+            "%s: no checksum saved with it (an older checkpoint or a bare weights file): "
+            "damage that leaves the values finite cannot be detected",
+            weights,
+        )
     model = build_model(config.model)
     load_weights(model, weights)
     model.hub_config = hub_config(dataclasses.asdict(config.model), meta)

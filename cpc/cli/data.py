@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from cpc.cli.abx import register_item
 from cpc.cli.corpora import register_corpora
+from cpc.config import ConfigError
 from cpc.data.corpora.espeak import build_espeak_corpus
 from cpc.data.corpora.pen import generate_pen_corpus
 from cpc.data.corpora.pen_sessions import generate_session_corpus
@@ -42,8 +42,7 @@ def _data_pen(args: argparse.Namespace) -> int:
         ("--forgeries", args.forgeries, 0),
     ):
         if value < least:
-            print(f"error: {flag} must be at least {least}, got {value}", file=sys.stderr)
-            return 2
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
     if args.setting == "easy":
         manifest = generate_pen_corpus(
             args.out,
@@ -55,11 +54,9 @@ def _data_pen(args: argparse.Namespace) -> int:
         )
     else:
         if args.samples % args.sessions:
-            print(
-                f"error: --samples {args.samples} is not a multiple of --sessions {args.sessions}",
-                file=sys.stderr,
+            raise ConfigError(
+                f"--samples {args.samples} is not a multiple of --sessions {args.sessions}"
             )
-            return 2
         manifest = generate_session_corpus(
             args.out,
             num_writers=args.writers,

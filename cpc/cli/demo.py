@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cpc.config import Config, DataConfig, ModelConfig, OptimConfig, RunConfig
+from cpc.config import Config, ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from cpc.data.seeds import check_seed
 from cpc.train.trainer import train
 
 FILES = 64
 LENGTH = 2048
+MAX_SECONDS = 7 * 24 * 3600.0  # a week
 
 
 def write_streams(folder: Path, seed: int) -> Path:
@@ -66,8 +68,9 @@ def demo_config(out: Path, seconds: float, seed: int) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     """Train for ``--seconds`` and print the accuracy per offset against chance."""
-    if not (math.isfinite(args.seconds) and args.seconds > 0):
-        raise ValueError(f"--seconds must be a positive number, got {args.seconds}")
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= MAX_SECONDS):
+        raise ConfigError(f"--seconds must be a number in (0, {MAX_SECONDS:g}], got {args.seconds}")
+    check_seed(args.seed, "--seed")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     write_streams(args.out / "streams", args.seed)
     config = demo_config(args.out, args.seconds, args.seed)

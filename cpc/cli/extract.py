@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,10 +17,36 @@ from cpc.errors import CheckpointError
 from cpc.features.extract import ExtractOptions, extract_items
 from cpc.features.streaming import Streamer
 
+#: Bounds of --stream (milliseconds: an hour) and --chunk-steps.
+MAX_STREAM_MS = 3_600_000.0
+MAX_CHUNK_STEPS = 10**9
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse --stream and --chunk-steps values that mean nothing, before any work.
+
+    Raises:
+        ConfigError: Naming the flag and its range.
+
+    """
+    if args.stream is not None and not (
+        math.isfinite(args.stream) and 0 < args.stream <= MAX_STREAM_MS
+    ):
+        raise ConfigError(
+            f"--stream must be a number of milliseconds in (0, {MAX_STREAM_MS:g}], "
+            f"got {args.stream}"
+        )
+    if not 0 <= args.chunk_steps <= MAX_CHUNK_STEPS:
+        raise ConfigError(
+            f"--chunk-steps must be in [0, {MAX_CHUNK_STEPS}] (0: whole files), "
+            f"got {args.chunk_steps}"
+        )
+
 
 def run(args: argparse.Namespace) -> int:
     """Write the features of every file of ``--input`` into ``--output``."""
     device = parse_device(args.device)
+    check_numbers(args)
     check_output_dir(args.output, overwrite=args.overwrite)
     model = load_model(args.checkpoint).to(device)
     meta = read_meta(args.checkpoint)

@@ -37,8 +37,6 @@ def _probe(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     command = "cpc " + " ".join(sys.argv[1:])
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
     results = run_probes(folders, spec, args.out, command)
     print(markdown_table(results))
     if args.out is not None:

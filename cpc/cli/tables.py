@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
 import torch
 
+from cpc.config import ConfigError
+from cpc.data.corpora.budget import MAX_MINUTES
 from cpc.experiments.speech_table import TableSettings, run_speech_table
 
 #: ``cpc table1``'s prediction-step ablation: the CPC paper's Table 1 compares these.
 ABLATION = (2, 4, 8, 12)
+
+
+#: Most threads ``--threads`` accepts.
+MAX_THREADS = 1024
+
+
+def _check_threads(threads: int) -> None:
+    if not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be in [1, {MAX_THREADS}], got {threads}")
+
+
+def _rows(rows: list[list[str]] | None) -> dict[str, list[str]]:
+    """``--row NAME OVERRIDE...`` as a dict; a name given twice is refused, not replaced."""
+    out: dict[str, list[str]] = {}
+    for name, *overrides in rows or []:
+        if name in out:
+            raise ConfigError(f"--row {name!r} is given twice: give each row its own name")
+        out[name] = overrides
+    return out
 
 
 def _table(args: argparse.Namespace, settings: object) -> int:
@@ -31,6 +53,7 @@ def _table(args: argparse.Namespace, settings: object) -> int:
 
 
 def _table1(args: argparse.Namespace) -> int:
+    _check_threads(args.threads)
     settings = TableSettings(
         corpus_minutes=args.corpus_minutes,
         corpus_speakers=args.speakers,
@@ -39,12 +62,15 @@ def _table1(args: argparse.Namespace) -> int:
         ablation_offsets=[] if args.no_ablation else (args.ablation or list(ABLATION)),
         seed=args.seed,
         overrides=args.overrides,
-        rows={row[0]: row[1:] for row in args.row or []},
+        rows=_rows(args.row),
     )
     return _table(args, settings)
 
 
 def _quickstart(args: argparse.Namespace) -> int:
+    _check_threads(args.threads)
+    if not (math.isfinite(args.minutes) and 0 < args.minutes <= MAX_MINUTES):
+        raise ConfigError(f"--minutes must be in (0, {MAX_MINUTES:g}], got {args.minutes}")
     settings = TableSettings(
         corpus_minutes=20,
         corpus_speakers=10,

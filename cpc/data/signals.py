@@ -30,7 +30,7 @@ from cpc.data.formats import PATH_FORMATS, list_source
 from cpc.data.records import Record, group_rule
 from cpc.data.signal_io import Signal, fill_missing, read_signal, resample_uniform
 from cpc.data.windows import FileDataset, FileSource, ShortClips, WindowDataset, short_clip_limit
-from cpc.errors import DataError
+from cpc.errors import ConfigError, DataError
 
 SIGNAL_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
 
@@ -147,12 +147,15 @@ class SignalSource(FileSource):
             training set (for validation data or a loaded checkpoint).
         rate: Resample to this many Hz when a file has timestamps; ``None`` keeps
             the recorded points.
-        min_length: Streams shorter than this are skipped; pass the encoder's
-            receptive field.
+        min_length: Streams shorter than this many samples (after resampling) are
+            skipped; pass the encoder's receptive field.
         strict: Raise :class:`DataError` on the first bad file instead of skipping.
         key: Array name to read from ``.npz`` files (default: the first array).
         cache: Keep the prepared streams in memory (small corpora such as SVC2004).
         skip_below: See :class:`~cpc.data.windows.FileSource`.
+        expect_channels: Channels the model takes; the first usable file with another
+            count stops the scan at once (:class:`ConfigError`) instead of after every
+            file has been read and reported.
 
     """
 
@@ -167,7 +170,9 @@ class SignalSource(FileSource):
         key: str | None = None,
         cache: bool = False,
         skip_below: int | None = None,
+        expect_channels: int | None = None,
     ) -> None:
+        self._expect_channels = expect_channels
         if isinstance(normalize, str) and normalize not in ("file", "none", "dataset"):
             raise ValueError(f"normalize must be file/none/dataset or ChannelStats: {normalize!r}")
         if rate is not None and rate <= 0:
@@ -180,7 +185,9 @@ class SignalSource(FileSource):
         self._cache: dict[str, np.ndarray] = {}
         self._moments: _Moments | None = None
         name = str(records) if isinstance(records, str | Path) else None
-        super().__init__(listed, min_length, strict, skip_below, "steps", name)
+        # A stream's length is counted in its own samples (after resampling), not in
+        # encoder steps: the messages say so.
+        super().__init__(listed, min_length, strict, skip_below, "samples", name)
         #: Statistics used by ``normalize="dataset"`` (or the ones passed in); save them.
         self.stats: ChannelStats | None = None
         if isinstance(normalize, ChannelStats):
@@ -199,6 +206,12 @@ class SignalSource(FileSource):
         """Fix the channels on the first kept file; cache and gather statistics."""
         values, names = payload
         if first:
+            if self._expect_channels is not None and len(names) != self._expect_channels:
+                # Fail on the first usable file, before a screenful of per-file lines.
+                raise ConfigError(
+                    f"model.in_channels={self._expect_channels} but {record.path} has "
+                    f"{len(names)} channels {names}; set model.in_channels or data.channels"
+                )
             self.channels = names
             self._select = self._select or list(names)
         if self.cache:
@@ -286,6 +299,7 @@ class SignalWindowDataset(_SignalFacts, WindowDataset):
         short_clips: ``"pad"`` (zero-pad, report the true length) or ``"skip"``.
         min_length: Streams shorter than this are skipped.
         cover, seed, strict: See :class:`~cpc.data.windows.WindowDataset`.
+        expect_channels: See :class:`SignalSource`.
 
     Shape:
         item ``"x"``: ``(window, c)`` float32; ``"length"``, ``"group"``, ``"index"``:
@@ -308,10 +322,20 @@ class SignalWindowDataset(_SignalFacts, WindowDataset):
         seed: int = 0,
         key: str | None = None,
         cache: bool = False,
+        expect_channels: int | None = None,
     ) -> None:
         skip_below = short_clip_limit(window, short_clips)
         self.signals = SignalSource(
-            records, channels, normalize, rate, min_length, strict, key, cache, skip_below
+            records,
+            channels,
+            normalize,
+            rate,
+            min_length,
+            strict,
+            key,
+            cache,
+            skip_below,
+            expect_channels,
         )
         super().__init__(self.signals, window, cover=cover, seed=seed, strict=strict)
 

@@ -14,6 +14,8 @@ from types import ModuleType
 
 import numpy as np
 
+from cpc.errors import DataError
+
 
 def _aeon_datasets() -> ModuleType:
     try:
@@ -45,7 +47,13 @@ def load_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .ts file")
-    x, y = _aeon_datasets().load_from_ts_file(str(path))
+    try:  # aeon's reader raises what its parser meets: decoding errors, IOError(...)
+        x, y = _aeon_datasets().load_from_ts_file(str(path))
+    except (ValueError, OSError, IndexError, KeyError, TypeError) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise DataError(
+            str(path), f"not a readable .ts file ({type(err).__name__}: {detail})"
+        ) from None
     series = [np.asarray(s, dtype=np.float32).T for s in x]  # aeon: (c, t) per series
     return series, [str(label) for label in y]
 

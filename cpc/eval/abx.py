@@ -40,12 +40,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cpc.errors import DataError
+from cpc.data.seeds import check_seed
+from cpc.errors import ConfigError, DataError
 
 Mode = Literal["within", "across"]
 
 #: Work per DTW chunk: pairs x rows x columns (float32 elements).
 _DTW_BUDGET = 1 << 22
+#: Largest frame rate (frames per second) and time (seconds) accepted.
+MAX_RATE = 1e6
+MAX_TIME = 1e7
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,10 @@ def read_item_file(path: str | Path) -> list[ItemToken]:
 
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(str(path), f"not a text .item file ({err})") from None
     tokens = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split()
@@ -107,8 +114,10 @@ def read_item_file(path: str | Path) -> list[ItemToken]:
             raise DataError(
                 str(path), f"bad item line {number}: onset/offset not numbers"
             ) from None
-        if not offset > onset >= 0:
-            raise DataError(str(path), f"bad item line {number}: need 0 <= onset < offset")
+        if not MAX_TIME >= offset > onset >= 0:  # NaN and infinities fail too
+            raise DataError(
+                str(path), f"bad item line {number}: need 0 <= onset < offset <= {MAX_TIME:g}"
+            )
         tokens.append(ItemToken(fields[0], onset, offset, *fields[3:7]))
     if not tokens:
         raise DataError(str(path), "no items: empty .item file")
@@ -444,6 +453,20 @@ def _codes(values: Sequence[Any]) -> list[int]:
     return [table.setdefault(v, len(table)) for v in values]
 
 
+def check_timing(rate: float, shift: float) -> None:
+    """Refuse a frame rate or centre shift that cannot place a frame in time.
+
+    Raises:
+        ConfigError: ``rate`` not in ``(0, MAX_RATE]`` or ``|shift| > MAX_TIME`` (NaN and
+            infinities included), naming the flag.
+
+    """
+    if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
+        raise ConfigError(f"--rate must be a number in (0, {MAX_RATE:g}] frames/s, got {rate}")
+    if not (math.isfinite(shift) and abs(shift) <= MAX_TIME):
+        raise ConfigError(f"--shift must be a number of seconds within +-{MAX_TIME:g}, got {shift}")
+
+
 def cut_tokens(
     features: Mapping[str, Tensor | np.ndarray],
     items: Sequence[ItemToken],
@@ -454,8 +477,10 @@ def cut_tokens(
 
     Raises:
         DataError: when an item's file has no features.
+        ConfigError: a rate or shift that is not a finite number in range.
 
     """
+    check_timing(rate, shift)
     out, kept = [], []
     for item in items:
         if item.file not in features:
@@ -490,6 +515,9 @@ def abx_from_items(
         modes, max_group_size, seed: as in :func:`abx_errors`.
 
     """
+    if max_group_size is not None and max_group_size < 1:
+        raise ConfigError(f"--max-group-size must be at least 1, got {max_group_size}")
+    check_seed(seed, "--seed")
     feats, kept = cut_tokens(features, items, rate, shift)
     if not kept:
         raise DataError("items", "no token has a frame: check the rate and the features")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ import torch
 
 from cpc.data.audio import audio_records
 from cpc.data.formats import detect_format
-from cpc.errors import DataError
+from cpc.data.seeds import check_seed
+from cpc.errors import ConfigError, CPCError, DataError
 from cpc.eval.plots import plot_confusion, plot_projection
 from cpc.eval.probes import frames_from_sequences, knn_probe, linear_probe
 from cpc.eval.report import collect_provenance, write_report
@@ -39,6 +41,11 @@ from cpc.eval.verification import verification_eer
 from cpc.features.folder import FeatureFolder, read_feature_folder
 
 PROBES = ("linear", "knn", "eer")
+MAX_K = 10_000
+MAX_EPOCHS = 10_000
+MAX_OFFSET = 1_000_000
+#: Frame-label classes accepted (a label of 10**9 would size a 10**9-class linear layer).
+MAX_CLASSES = 100_000
 
 
 @dataclass
@@ -71,6 +78,45 @@ def corpus_rows(path: Path) -> list[dict[str, str]]:
     return [{"path": r.path, "speaker": r.group} for r in records if r.problem is None]
 
 
+def check_spec(spec: ProbeSpec) -> None:
+    """Refuse settings that cannot give an honest result, before anything is read.
+
+    Raises:
+        ConfigError: Naming the setting (as its command-line flag) and its range.
+
+    """
+    if not 0.0 < spec.test_fraction < 1.0:  # NaN fails too
+        raise ConfigError(f"--test-fraction must be in (0, 1), got {spec.test_fraction}")
+    if not 1 <= spec.k <= MAX_K:
+        raise ConfigError(f"--k must be in [1, {MAX_K}], got {spec.k}")
+    if not 1 <= spec.epochs <= MAX_EPOCHS:
+        raise ConfigError(f"--epochs must be in [1, {MAX_EPOCHS}], got {spec.epochs}")
+    if abs(spec.label_offset) > MAX_OFFSET:
+        raise ConfigError(f"--label-offset must be within +-{MAX_OFFSET}, got {spec.label_offset}")
+    check_seed(spec.seed, "--seed")
+
+
+def check_task(task: str, train_labels: np.ndarray | torch.Tensor, spec: ProbeSpec) -> None:
+    """Refuse a task whose training split cannot support the probes asked for.
+
+    One class makes every probe 100 % right by construction; ``k`` above the training
+    set's size would silently become a vote of every training example.
+
+    Raises:
+        DataError: Naming the task, the classes found and the training size.
+
+    """
+    classes = len(np.unique(np.asarray(train_labels)))
+    if classes < 2:
+        raise DataError(
+            task, f"the training split holds {classes} class(es): a probe needs at least two"
+        )
+    if "knn" in spec.probes and spec.k > len(train_labels):
+        raise DataError(
+            task, f"--k {spec.k} is larger than the {len(train_labels)} training examples"
+        )
+
+
 def read_manifest(path: Path, columns: list[str]) -> list[dict[str, str]]:
     """Rows of a CSV manifest, or of a corpus in a toolkit's format (:func:`corpus_rows`);
     each of ``columns`` (and ``path``) must be present.
@@ -85,15 +131,21 @@ def read_manifest(path: Path, columns: list[str]) -> list[dict[str, str]]:
         return rows
     if not path.is_file():
         raise FileNotFoundError(f"no manifest {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        header = reader.fieldnames or []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(str(path), f"not a readable CSV manifest ({err})") from None
     for column in ["path", *columns]:
         if column not in header:
             raise DataError(str(path), f"no column {column!r} (columns: {', '.join(header)})")
     if not rows:
         raise DataError(str(path), "empty manifest")
+    for number, row in enumerate(rows, start=2):
+        if any(row.get(column) is None for column in ["path", *columns]):
+            raise DataError(str(path), f"line {number}: fewer fields than the header")
     return rows
 
 
@@ -122,11 +174,19 @@ def _frame_label_source(path: Path) -> dict[str, np.ndarray]:
         arrays = {p.stem: p for p in sorted(path.rglob("*.npy"))}
         if not arrays:
             raise DataError(str(path), "no .npy frame labels in this folder")
-        return {stem: np.load(p) for stem, p in arrays.items()}
+        return {stem: _label_array(p, np.load, p) for stem, p in arrays.items()}
     if path.suffix == ".npz" and path.is_file():
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        with _label_array(path, np.load, path) as data:
+            return {k: _label_array(path, data.__getitem__, k) for k in data.files}
     raise FileNotFoundError(f"no frame labels {path} (a folder of .npy files or a .npz)")
+
+
+def _label_array(where: Path, read: Any, key: Any) -> Any:
+    """``read(key)``, its failures (damaged file, pickled objects) named as ``where``."""
+    try:
+        return read(key)
+    except (OSError, ValueError, EOFError, KeyError) as err:
+        raise DataError(str(where), f"unreadable frame labels ({err})") from None
 
 
 def _split(groups: list[str] | None, labels: np.ndarray | None, n: int, spec: ProbeSpec):
@@ -154,8 +214,11 @@ def _sequence_probes(
     """Linear, kNN and EER on mean-pooled features; adds ``{task: {name: result}}``."""
     y, names = _codes(values)
     pooled = torch.stack([torch.from_numpy(f).mean(0) for f in feats])  # (files, d)
+    task = str(spec.label)
+    if len(names) < 2:
+        raise DataError(task, f"one label ({names[0]!r}) in the manifest: a probe needs two")
     tr, te = _split(groups, y, len(values), spec)
-    task = spec.label
+    check_task(task, y[tr], spec)
     if "linear" in spec.probes:
         res = linear_probe(
             pooled[tr],
@@ -193,7 +256,18 @@ def _frame_labels(
         stem = Path(r["path"]).stem
         if stem not in source:
             raise DataError(str(spec.frame_labels), f"no frame labels for {r['path']}")
-        labels.append(np.asarray(source[stem]).astype(np.int64))
+        found = np.asarray(source[stem])
+        if found.ndim != 1 or not np.issubdtype(found.dtype, np.integer):
+            raise DataError(
+                str(spec.frame_labels),
+                f"{stem}: frame labels must be 1-D integers, got "
+                f"{found.dtype} of shape {found.shape}",
+            )
+        if found.size and not 0 <= int(found.min()) <= int(found.max()) < MAX_CLASSES:
+            raise DataError(
+                str(spec.frame_labels), f"{stem}: frame labels must lie in [0, {MAX_CLASSES})"
+            )
+        labels.append(found.astype(np.int64))
     return labels
 
 
@@ -230,6 +304,7 @@ def _frame_probes(
         tolerance=spec.tolerance,
         names=[stems[i] for i in te],
     )
+    check_task("frames", ytr, spec)
     if "linear" in spec.probes:
         res = linear_probe(
             xtr, ytr, xte, yte, num_classes=num_classes, epochs=spec.epochs, seed=spec.seed
@@ -259,58 +334,97 @@ def run_probes(
     for probe in spec.probes:
         if probe not in PROBES:
             raise DataError(probe, f"unknown probe (choose from {', '.join(PROBES)})")
-    if not 0.0 < spec.test_fraction < 1.0:
-        raise DataError("--test-fraction", f"must be in (0, 1), got {spec.test_fraction}")
+    check_spec(spec)
     columns = [c for c in (spec.label, spec.split_by) if c]
     rows = read_manifest(spec.manifest, columns)
     groups = [r[spec.split_by] for r in rows] if spec.split_by else None
     frame_source = _frame_label_source(spec.frame_labels) if spec.frame_labels else None
     frame_labels = _frame_labels(frame_source, rows, spec) if frame_source is not None else None
     results: dict[str, dict[str, Any]] = {}
+    created = out_dir is not None and not out_dir.exists()
+    try:
+        _probe_folders(folders, rows, groups, frame_labels, spec, results, out_dir)
+    except BaseException:
+        if created and out_dir is not None:  # a refused probe leaves no report folder
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    if out_dir is not None:
+        _write(results, folders, rows, spec, out_dir, command)
+    return results
+
+
+def _probe_folders(
+    folders: dict[str, Path],
+    rows: list[dict[str, str]],
+    groups: list[str] | None,
+    frame_labels: list[np.ndarray] | None,
+    spec: ProbeSpec,
+    results: dict[str, dict[str, Any]],
+    out_dir: Path | None,
+) -> None:
+    """Every probe of every folder into ``results`` (plots into ``out_dir``)."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     for name, root in folders.items():
         feats = _match(read_feature_folder(root), rows, spec.manifest)
-        if spec.label:
-            _sequence_probes(
-                name, feats, [r[spec.label] for r in rows], groups, spec, results, out_dir
-            )
-        if frame_labels is not None:
-            stems = [Path(r["path"]).stem for r in rows]
-            _frame_probes(name, feats, frame_labels, stems, groups, spec, results, out_dir)
-    if out_dir is not None:
-        split = (
-            f"whole '{spec.split_by}' groups held out"
-            if spec.split_by
-            else "each label's files split"
-            if spec.label
-            else "random file split"
-        )
-        notes = "\n".join(
-            f"- {line}"
-            for line in [
-                f"rows: {', '.join(f'{n} = {p}' for n, p in folders.items())}",
-                f"manifest: {spec.manifest}; {len(rows)} files; split: {split}, "
-                f"test fraction {spec.test_fraction}, seed {spec.seed}",
-                "sequence tasks: mean-pooled features; EER: every file, cosine scores "
-                "against 3-file templates (no training)",
-                f"frame tasks: feature frame j <-> label frame j+{spec.label_offset}",
-            ]
-        )
-        write_report(
-            results,
-            out_dir,
-            "Probes on extracted features",
-            provenance=collect_provenance(command),
-            notes=notes,
-            stem="probe",
-        )
-    return results
+        try:
+            if spec.label:
+                values = [r[spec.label] for r in rows]
+                _sequence_probes(name, feats, values, groups, spec, results, out_dir)
+            if frame_labels is not None:
+                stems = [Path(r["path"]).stem for r in rows]
+                _frame_probes(name, feats, frame_labels, stems, groups, spec, results, out_dir)
+        except ValueError as err:  # the probes' and splits' own checks (lengths, groups)
+            if isinstance(err, CPCError):
+                raise
+            raise DataError(str(root), f"cannot probe against {spec.manifest}: {err}") from None
+
+
+def _write(
+    results: dict[str, dict[str, Any]],
+    folders: dict[str, Path],
+    rows: list[dict[str, str]],
+    spec: ProbeSpec,
+    out_dir: Path,
+    command: str,
+) -> None:
+    """The report: ``probe.md`` and ``probe.json`` with the settings and provenance."""
+    split = (
+        f"whole '{spec.split_by}' groups held out"
+        if spec.split_by
+        else "each label's files split"
+        if spec.label
+        else "random file split"
+    )
+    notes = "\n".join(
+        f"- {line}"
+        for line in [
+            f"rows: {', '.join(f'{n} = {p}' for n, p in folders.items())}",
+            f"manifest: {spec.manifest}; {len(rows)} files; split: {split}, "
+            f"test fraction {spec.test_fraction}, seed {spec.seed}",
+            "sequence tasks: mean-pooled features; EER: every file, cosine scores "
+            "against 3-file templates (no training)",
+            f"frame tasks: feature frame j <-> label frame j+{spec.label_offset}",
+        ]
+    )
+    write_report(
+        results,
+        out_dir,
+        "Probes on extracted features",
+        provenance=collect_provenance(command),
+        notes=notes,
+        stem="probe",
+    )
 
 
 def load_label_names(path: Path) -> list[str]:
     """Class names from a JSON list, or a JSON object's ``phones`` / ``names`` list."""
     if not path.is_file():
         raise FileNotFoundError(f"no label names file {path}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError, JSONDecodeError
+        raise DataError(str(path), f"not readable JSON ({err})") from None
     if isinstance(data, dict):
         data = data.get("phones", data.get("names"))
     if not isinstance(data, list):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,8 +44,10 @@ from torch import Tensor
 
 from cpc.checkpoints.store import load_model
 from cpc.config import Config, load_config
+from cpc.data.corpora.budget import MAX_MINUTES, MAX_SPEAKERS, check_amount, check_count
 from cpc.data.corpora.espeak import build_espeak_corpus, load_phone_labels, read_phone_inventory
 from cpc.data.registry import build_model
+from cpc.data.seeds import check_seed
 from cpc.data.validate import check_runnable
 from cpc.errors import ConfigError
 from cpc.eval.abx import abx_from_items, items_from_espeak_corpus
@@ -90,6 +93,30 @@ class TableSettings:
     """Extra CPC rows: name -> config overrides added to ``overrides`` for that model."""
     abx_max_group_size: int | None = 10
     """ABX: tokens kept per (context, speaker, phone), as Libri-light's default; None: all."""
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot make a table, before any corpus or run folder exists.
+
+        Raises:
+            ConfigError: Naming the setting (as its ``cpc table1`` flag where it has one).
+
+        """
+        check_amount(self.corpus_minutes, "corpus_minutes (--corpus-minutes)", MAX_MINUTES)
+        check_amount(self.speaker_corpus_minutes, "speaker_corpus_minutes", MAX_MINUTES)
+        check_count(self.unseen_speakers, "unseen_speakers", 0, MAX_SPEAKERS)
+        # The probes need two training speakers left after the unseen ones are held out.
+        least = self.unseen_speakers + 2
+        check_count(self.corpus_speakers, "corpus_speakers (--speakers)", least, MAX_SPEAKERS)
+        check_count(self.speaker_corpus_speakers, "speaker_corpus_speakers", 2, MAX_SPEAKERS)
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        check_count(self.max_steps, "max_steps (--steps)", 1, 10**9)
+        if not (math.isfinite(self.max_time) and self.max_time >= 0):
+            raise ConfigError(f"max_time must be a finite number >= 0, got {self.max_time}")
+        # ablation_offsets are checked with each row's model (model.num_offsets' range).
+        check_seed(self.seed, "seed (--seed)")
+        if self.abx_max_group_size is not None:
+            check_count(self.abx_max_group_size, "abx_max_group_size", 1, 10**9)
 
 
 @dataclass

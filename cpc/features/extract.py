@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 from cpc.data.recipe import DataInfo, FileItems, StreamedItems
-from cpc.errors import DataError
-from cpc.features.folder import can_stream, write_features
+from cpc.errors import ConfigError, DataError
+from cpc.features.folder import can_stream, check_finite_features, write_features
 from cpc.features.streaming import stream_sequence
 from cpc.models.cpc import CPCModel
 
@@ -146,8 +146,8 @@ def _streamed_rows(
             steps, dim = write_features(
                 model, blocks, blocks.length, out / name, layer, chunk_steps
             )
-        except DataError as err:
-            dataset.report.skip(err.path, err.reason)
+        except DataError as err:  # non-finite features name the .npy: report the input
+            dataset.report.skip(path if err.path == str(out / name) else err.path, err.reason)
             continue
         rows.append((path, name, steps, dim))
     return rows
@@ -185,6 +185,7 @@ def extract_dataset(
     def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
         x = item["x"].to(device)
         feats = extract_sequence(model, x, layer, chunk_steps, stream_samples)
+        check_finite_features(feats, str(item["path"]))
         name = f"{n:06d}_{Path(item['path']).stem}.npy"
         np.save(out / name, feats.float().cpu().numpy())
         return (item["path"], name, feats.shape[0], feats.shape[1])
@@ -279,6 +280,7 @@ def write_grid_features(
 
         def compute(item: dict[str, Any], n: int) -> tuple[Any, ...]:
             feats, _ = model.features(item["x"][None].to(device), layer=layer)  # (1, r, q, d)
+            check_finite_features(feats, str(item["path"]))
             grid = feats[0].float().cpu().numpy()
             if grids is not None:
                 name = grids.add(grid)
@@ -308,6 +310,12 @@ class ExtractOptions:
     stream_samples: int | None = None
     """Sequences: push each file through the streaming extractor in pieces of this many
     samples instead of chunks (same features; :mod:`cpc.features.streaming`)."""
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_steps", "stream_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1 (or None), got {value}")
 
 
 def extract_items(

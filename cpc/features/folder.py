@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,21 @@ def can_stream(model: CPCModel) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_finite_features(feats: Tensor, path: str) -> None:
+    """Refuse features holding NaN or infinite values: the file gets no row.
+
+    Raises:
+        DataError: Naming ``path`` and the first bad step.
+
+    """
+    if feats.numel() == 0:
+        return
+    finite = torch.isfinite(feats).reshape(feats.shape[0], -1).all(dim=1)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise DataError(path, f"non-finite features: NaN or infinite from step {first}")
 
 
 def write_features(
@@ -76,6 +92,8 @@ def write_features(
     Raises:
         ValueError: The input is too short for one feature, or the blocks did not add
             up to ``length`` (the partial file is removed).
+        DataError: Features that are not finite (naming ``path``); the partial file
+            is removed first.
         Exception: Whatever the blocks raise (a file failing half-way, as
             :class:`cpc.data.errors.DataError`); the partial file is removed first.
 
@@ -110,6 +128,7 @@ def write_features(
                 end = written + feats.shape[0]
                 if end > steps:
                     raise ValueError(f"the blocks held more than the {length} samples announced")
+                check_finite_features(feats, str(path))
                 f.seek(start + written * dim * 4)
                 f.write(feats.float().cpu().numpy().tobytes())
                 written = end
@@ -117,6 +136,7 @@ def write_features(
                 z = torch.cat(latents)[None, :, None]
                 with torch.no_grad():
                     c = model.context(z)[0, :, 0]
+                check_finite_features(c, str(path))
                 f.write(c.float().cpu().numpy().tobytes())
                 written = c.shape[0]
         if written != steps:
@@ -205,6 +225,37 @@ def _load_array(path: Path) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
+def _index_rows(index: Path) -> list[dict[str, str]]:
+    """Rows of ``index.csv``, each with a ``path`` and a ``features`` entry."""
+    try:
+        with open(index, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(str(index), f"not a readable CSV index ({err})") from None
+    for number, row in enumerate(rows, start=2):
+        if not (row.get("path") and row.get("features")):
+            raise DataError(str(index), f"line {number}: needs the columns path and features")
+    return rows
+
+
+def _extract_meta(path: Path) -> dict[str, Any]:
+    """``extract.json`` (empty when absent); a damaged one is refused, naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise DataError(str(path), f"not readable JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise DataError(str(path), "expected a JSON object")
+    for key in ("step_seconds", "downsampling", "receptive_field"):
+        value = meta.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (ok and math.isfinite(value) and value > 0):
+            raise DataError(str(path), f"{key} must be a positive number, got {value!r}")
+    return meta
+
+
 def read_feature_folder(root: str | Path) -> FeatureFolder:
     """Load every feature file of ``root`` (either layout of the module docstring).
 
@@ -221,17 +272,12 @@ def read_feature_folder(root: str | Path) -> FeatureFolder:
     features: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {}
     if index.is_file():
-        with open(index, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if rows and not {"path", "features"} <= set(rows[0]):
-            raise DataError(str(index), "needs the columns path and features")
-        for row in rows:
+        for row in _index_rows(index):
             array_path = root / row["features"]
             if not array_path.is_file():
                 raise DataError(str(array_path), "listed in index.csv but missing")
             features[row["path"]] = _load_array(array_path)
-        if (root / "extract.json").is_file():
-            meta = json.loads((root / "extract.json").read_text())
+        meta = _extract_meta(root / "extract.json")
     else:
         for path in sorted([*root.glob("*.npy"), *root.glob("*.pt")]):
             features[path.stem] = _load_array(path)

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from cpc.data.seeds import check_seed
 from cpc.errors import DataError, UnitsError
 from cpc.features.folder import read_feature_folder
 
@@ -145,19 +146,46 @@ class UnitModel:
         folder = Path(folder)
         try:
             meta = json.loads((folder / "units.json").read_text())
-            arrays = np.load(folder / "units.npz", allow_pickle=False)
-            return cls(
-                arrays["centers"],
-                meta["normalize"],
-                arrays["mean"],
-                arrays["std"],
-                float(meta["fit_entropy_nats"]),
-                int(meta["frames"]),
-            )
-        except (OSError, ValueError, KeyError) as err:
+            with np.load(folder / "units.npz", allow_pickle=False) as arrays:
+                model = cls(
+                    arrays["centers"],
+                    meta["normalize"],
+                    arrays["mean"],
+                    arrays["std"],
+                    float(meta["fit_entropy_nats"]),
+                    int(meta["frames"]),
+                )
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
             raise UnitsError(
                 f"{folder}: not a units folder written by `cpc units fit` ({err})"
-            ) from err
+            ) from None
+        model.check(folder)
+        return model
+
+    def check(self, where: str | Path) -> None:
+        """Refuse centroids or statistics that cannot assign units honestly.
+
+        NaN centroids would make every distance NaN and ``argmin`` answer unit 0 for
+        every frame; they are refused here instead.
+
+        Raises:
+            UnitsError: Naming ``where`` and the array at fault.
+
+        """
+        if self.normalize not in NORMALIZE:
+            raise UnitsError(f"{where}: normalize {self.normalize!r} is not one of {NORMALIZE}")
+        if self.centers.ndim != 2 or self.centers.shape[0] < 1:
+            raise UnitsError(f"{where}: centers must be (k, d), got {self.centers.shape}")
+        d = self.centers.shape[1]
+        for name, array in (("centers", self.centers), ("mean", self.mean), ("std", self.std)):
+            if not np.issubdtype(array.dtype, np.floating):
+                raise UnitsError(f"{where}: {name} must be floating point, got {array.dtype}")
+            if name != "centers" and array.shape != (d,):
+                raise UnitsError(f"{where}: {name} has shape {array.shape}, expected ({d},)")
+            if not np.isfinite(array).all():
+                raise UnitsError(f"{where}: {name} holds NaN or infinite values")
+        if (self.std <= 0).any():
+            raise UnitsError(f"{where}: std must be positive")
 
 
 def fit_units(
@@ -170,6 +198,11 @@ def fit_units(
     """k-means (scikit-learn ``MiniBatchKMeans``) on the pooled frames of ``feats``.
 
     At most ``max_frames`` frames, drawn uniformly without replacement with ``seed``.
+
+    Raises:
+        UnitsError: ``k < 2``, ``max_frames < k``, fewer frames than ``k``, or an
+            unknown normalisation.
+
     """
     try:
         from sklearn.cluster import MiniBatchKMeans
@@ -178,6 +211,11 @@ def fit_units(
 
     if normalize not in NORMALIZE:
         raise UnitsError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    if k < 2:
+        raise UnitsError(f"k must be at least 2, got {k}")
+    if max_frames < k:
+        raise UnitsError(f"max_frames must be at least k = {k}, got {max_frames}")
+    check_seed(seed)
     pooled = np.concatenate(feats).astype(np.float32)
     if len(pooled) < k:
         raise UnitsError(f"{len(pooled)} frames cannot make k = {k} units")
@@ -205,6 +243,7 @@ def apply_units(
     ``deduplicate`` collapses runs of the same unit (:func:`dedup`), as many spoken
     language models consume them. Returns the file and the units' entropy (nats).
     """
+    model.check("units")
     files = read_features(features_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from cpc.data.corpora.budget import check_speech
 from cpc.data.corpora.texts import LANGUAGES, sample_sentences
+from cpc.errors import ConfigError
 
 __all__ = [
     "ENGLISH_PHONES",
@@ -296,19 +298,23 @@ def build_espeak_corpus(
         A :class:`CorpusInfo` with the totals, speakers, inventory and build time.
 
     Raises:
-        ValueError: On a non-positive size, an unknown language or a bad sample rate.
+        ConfigError: On a size, seed or sample rate out of range (NaN and infinities
+            included), an unknown language, or a corpus larger than the disk or memory
+            can hold (:func:`cpc.data.corpora.budget.check_speech`); checked before the
+            output folder is created.
         FileExistsError: If ``out_dir`` already holds a corpus and ``overwrite`` is False.
 
     """
-    _check_corpus_args(minutes, num_speakers, sample_rate, languages)
     out = Path(out_dir)
+    workers = workers or os.cpu_count() or 1
+    _check_corpus_args(out, minutes, num_speakers, seed, sample_rate, languages, workers)
     if (out / "manifest.csv").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a corpus; pass overwrite=True to replace it")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     speakers = _choose_speakers(num_speakers, seed, languages)
     seconds = minutes * 60.0 / num_speakers
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         jobs = [
             pool.submit(_build_speaker, spk, i, out, seconds, seed, sample_rate)
             for i, spk in enumerate(speakers)
@@ -335,16 +341,26 @@ def build_espeak_corpus(
 
 
 def _check_corpus_args(
-    minutes: float, num_speakers: int, sample_rate: int, languages: Sequence[str]
+    out: Path,
+    minutes: float,
+    num_speakers: int,
+    seed: int,
+    sample_rate: int,
+    languages: Sequence[str],
+    workers: int,
 ) -> None:
-    """Raise ``ValueError`` on a non-positive size, a bad sample rate or an unknown language."""
-    if minutes <= 0 or num_speakers <= 0:
-        raise ValueError(f"minutes and num_speakers must be > 0, got {minutes}, {num_speakers}")
-    if sample_rate <= 0 or sample_rate % 100:
-        raise ValueError(f"sample_rate must be a positive multiple of 100, got {sample_rate}")
+    """Refuse sizes, seeds and rates out of range, an unknown language, or a corpus larger
+    than the disk or memory can hold (:func:`cpc.data.corpora.budget.check_speech`).
+    """
+    check_speech(out, minutes, num_speakers, seed, sample_rate, workers)
+    if sample_rate % 100:
+        raise ConfigError(f"sample_rate must be a positive multiple of 100, got {sample_rate}")
     unknown = [lang for lang in languages if lang not in LANGUAGES]
     if unknown or not languages:
-        raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}, got {languages}")
+        raise ConfigError(
+            f"languages (--languages) must be a non-empty subset of {LANGUAGES}, "
+            f"got {list(languages)}"
+        )
 
 
 def _write_labels(out: Path, results: list[tuple[dict[str, str], list[str]]]) -> tuple[str, ...]:

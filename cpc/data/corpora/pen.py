@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cpc.data.corpora.budget import check_pen
+from cpc.errors import ConfigError
+
 __all__ = [
     "CHANNELS",
     "SAMPLE_RATE",
@@ -377,12 +380,15 @@ def generate_pen_corpus(
         The path of the manifest.
 
     Raises:
-        ValueError: On an unknown ``fmt`` or non-positive sizes.
+        ConfigError: On an unknown ``fmt``, a size or seed out of range, or a corpus
+            larger than the disk or memory can hold (:func:`cpc.data.corpora.budget.check_pen`);
+            nothing is written then.
 
     """
     if fmt not in ("npy", "svc"):
-        raise ValueError(f"fmt must be 'npy' or 'svc', got {fmt!r}")
+        raise ConfigError(f"fmt must be 'npy' or 'svc', got {fmt!r}")
     out = Path(out_dir)
+    check_pen(out, num_writers, samples_per_writer, forgeries_per_writer, seed)
     genuine, writers = generate_pen_samples(
         num_writers, samples_per_writer, seed, sample_rate=sample_rate
     )

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cpc.data.corpora.budget import MAX_PER_WRITER, check_count, check_pen
 from cpc.data.corpora.pen import (
     _DELAY,
     _DIST,
@@ -61,6 +62,7 @@ from cpc.data.corpora.pen import (
     _Style,
     write_svc2004,
 )
+from cpc.errors import ConfigError
 
 __all__ = [
     "SessionSamples",
@@ -361,11 +363,16 @@ def generate_session_corpus(
         The path of the manifest.
 
     Raises:
-        ValueError: On an unknown ``fmt`` or non-positive sizes.
+        ConfigError: On an unknown ``fmt``, a size or seed out of range, or a corpus
+            larger than the disk or memory can hold (:func:`cpc.data.corpora.budget.check_pen`);
+            nothing is written then.
 
     """
     if fmt not in ("npy", "svc"):
-        raise ValueError(f"fmt must be 'npy' or 'svc', got {fmt!r}")
+        raise ConfigError(f"fmt must be 'npy' or 'svc', got {fmt!r}")
+    check_count(sessions, "sessions (--sessions)", 1, MAX_PER_WRITER)
+    check_count(per_session, "samples per session (--samples / --sessions)", 1, MAX_PER_WRITER)
+    check_pen(Path(out_dir), num_writers, sessions * per_session, forgeries_per_writer, seed)
     genuine = generate_session_samples(
         num_writers, sessions, per_session, seed, sample_rate=sample_rate
     )

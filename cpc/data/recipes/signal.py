@@ -55,6 +55,7 @@ class SignalRecipe(SequenceRecipe):
                 cover=True,
                 strict=data.strict,
                 seed=config.run.seed,
+                expect_channels=self.setting(config.model, "in_channels"),
             )
 
         def records(spec: str) -> list[Record]:
