@@ -58,9 +58,16 @@ def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str], culprit: str) -> str:
-    """Run the CLI in-process; assert exit 2 and one stderr line naming ``culprit``."""
+    """Run the CLI in-process; assert exit 2 and one stderr line naming ``culprit``.
+
+    A value the parser itself refuses (a choice, a type) exits through argparse's
+    ``SystemExit(2)``, as the installed command does; any other refusal returns 2.
+    """
     capsys.readouterr()
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
