@@ -69,7 +69,7 @@ LANGUAGES = ("en", "de", "fr", "es")
 WORDS = (
     "apple", "purple", "orange", "pencil", "mountain", "coffee", "thunder", "butter",
     "rocket", "candle", "jacket", "ladder", "monkey", "tomato", "banana", "zebra",
-    "violin", "blanket", "cactus", "puzzle",
+    "violin", "walrus", "cactus", "puzzle",
 )  # fmt: skip
 FeatureFn = Callable[[Tensor], Tensor]  # waveform (t,) -> frames (s, d)
 TASKS = (
