@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,10 +192,11 @@ def few_labels(labels: np.ndarray, fraction: float, seed: int, minimum: int = 1)
     return np.sort(np.asarray(keep, dtype=np.int64))
 
 
-def timed(ctx: Context, key: str, fn: Callable[[], object]) -> object:
-    """Run ``fn`` and add its wall time to ``ctx.timings[key]``."""
+@contextmanager
+def timing(ctx: Context, key: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``ctx.timings[key]``."""
     start = time.monotonic()
     try:
-        return fn()
+        yield
     finally:
         ctx.timings[key] = ctx.timings.get(key, 0.0) + time.monotonic() - start

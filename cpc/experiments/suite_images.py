@@ -19,7 +19,7 @@ from cpc.data.images import DEFAULT_IDX_ROOT, IDXImageDataset
 from cpc.data.registry import build_model
 from cpc.eval.baselines import raw_pixel_features
 from cpc.eval.probes import linear_probe
-from cpc.experiments.suite_common import UNTRAINED, Context, few_labels, pretrain, timed
+from cpc.experiments.suite_common import UNTRAINED, Context, few_labels, pretrain, timing
 from cpc.models.cpc import CPCModel
 
 PRESET = "image_fashion_mnist"
@@ -85,11 +85,8 @@ def run_images(ctx: Context) -> dict[str, dict[str, object]]:
     models: dict[str, CPCModel] = {}
     for row in ctx.trained():
         run = ctx.work / f"run_{row.slug}"
-        models[row.name] = timed(
-            ctx,
-            "pretrain images",
-            lambda r=row, d=run: pretrain(PRESET, [*_overrides(ctx), *r.overrides], d)[0],
-        )  # type: ignore[assignment]
+        with timing(ctx, "pretrain images"):
+            models[row.name] = pretrain(PRESET, [*_overrides(ctx), *row.overrides], run)[0]
     sets: dict[str, tuple[Tensor, Tensor]] = {}
     for row in ctx.rows:
         model = models[row.reuse or row.name]

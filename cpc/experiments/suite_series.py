@@ -40,7 +40,7 @@ from cpc.experiments.suite_common import (
     pooled,
     pretrain,
     sequence_features,
-    timed,
+    timing,
 )
 from cpc.models.cpc import CPCModel
 
@@ -111,9 +111,8 @@ def _cpc_rows(ctx: Context, name: str, train: Split, test: Split) -> dict[str, o
     for row in ctx.trained():
         overrides = [*_overrides(ctx, manifests[0], geometry, channels), *row.overrides]
         run = work / f"run_{row.slug}"
-        model, config = timed(
-            ctx, f"pretrain {name}", lambda o=overrides, r=run: pretrain(PRESET, o, r)
-        )  # type: ignore[misc]
+        with timing(ctx, f"pretrain {name}"):
+            model, config = pretrain(PRESET, overrides, run)
         models[row.name] = model, DataInfo.from_dict(read_meta(run)["data"], "signal")
     out: dict[str, object] = {}
     for row in ctx.rows:
@@ -147,7 +146,8 @@ def run_ucr(ctx: Context) -> dict[str, dict[str, object]]:
         train, test = _load(name)
         log.info("signals %s: %d train / %d test series", name, len(train[0]), len(test[0]))
         cells = _cpc_rows(ctx, name, train, test)
-        cells |= timed(ctx, f"baselines {name}", lambda tr=train, te=test: _baselines(ctx, tr, te))  # type: ignore[operator]
+        with timing(ctx, f"baselines {name}"):
+            cells |= _baselines(ctx, train, test)
         results[name] = cells
     return results
 
@@ -163,12 +163,9 @@ def run_signatures(ctx: Context) -> dict[str, dict[str, object]]:
     tasks = {"skilled forgeries (EER)": "skilled_eer", "random impostors (EER)": "eer"}
     results: dict[str, dict[str, object]] = {task: {} for task in tasks}
     for row in ctx.trained():
-        run = timed(
-            ctx,
-            "signatures",
-            lambda r=row: run_seed(ctx.seed, size, ctx.work, list(r.overrides), tag=r.slug),
-        )
-        verifiers = run["results"]  # type: ignore[index]
+        with timing(ctx, "signatures"):
+            run = run_seed(ctx.seed, size, ctx.work, list(row.overrides), tag=row.slug)
+        verifiers: dict[str, dict[str, float]] = run["results"]  # type: ignore[assignment]
         names = {f"{row.name}, {kind}": f"CPC context, {kind}" for kind in ("pooled", "DTW")}
         names |= {
             f"{row.name} encoder, {kind}": f"CPC encoder, {kind}" for kind in ("pooled", "DTW")
@@ -183,5 +180,5 @@ def run_signatures(ctx: Context) -> dict[str, dict[str, object]]:
             }
         for task, key in tasks.items():
             for shown, name in names.items():
-                results[task][shown] = {"eer": verifiers[name][key]}  # type: ignore[index]
+                results[task][shown] = {"eer": verifiers[name][key]}
     return results

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,9 @@ from cpc.experiments.suite_common import (
     pooled,
     pretrain,
     sequence_features,
-    timed,
+    timing,
 )
+from cpc.models.cpc import CPCModel
 
 PRESET = "speech_small_cpu"
 LANGUAGES = ("en", "de", "fr", "es")
@@ -119,7 +121,8 @@ def _build(root: Path, **kwargs: object) -> Path:
 
 def _language_split(items: list[Item]) -> tuple[list[Item], list[Item]]:
     """Per language, the first two thirds of its voices train the probe, the rest test."""
-    train, test = [], []
+    train: list[Item] = []
+    test: list[Item] = []
     for lang in LANGUAGES:
         voices = sorted({i.voice for i in items if i.label == lang})
         held = set(voices[max(1, (2 * len(voices)) // 3) :])
@@ -177,18 +180,15 @@ def feature_sets(ctx: Context, data: SpeechData) -> dict[str, FeatureFn]:
     """Pretrain every speech row; return each row's, the baselines' and the untrained
     network's feature function.
     """
-    models = {}
+    models: dict[str, CPCModel] = {}
     for row in ctx.trained():
         run = ctx.work / f"run_{row.slug}"
-        models[row.name] = timed(
-            ctx,
-            f"pretrain {row.name}",
-            lambda r=row, d=run: pretrain(PRESET, [*_overrides(ctx, data), *r.overrides], d)[0],
-        )
+        with timing(ctx, f"pretrain {row.name}"):
+            models[row.name] = pretrain(PRESET, [*_overrides(ctx, data), *row.overrides], run)[0]
     sets: dict[str, FeatureFn] = {}
     for row in ctx.rows:
         model = models[row.reuse or row.name]
-        sets[row.name] = lambda w, m=model, layer=row.layer: sequence_features(m, w, layer)
+        sets[row.name] = partial(sequence_features, model, layer=row.layer)
     config = load_config(PRESET, _overrides(ctx, data))
     torch.manual_seed(ctx.seed)
     untrained = build_model(config.model).eval()
@@ -256,7 +256,7 @@ def _language_task(fn: FeatureFn, data: SpeechData, ctx: Context) -> ProbeResult
     return _probe(xtr, codes[: len(train)], xte, codes[len(train) :], ctx.seed)
 
 
-def _word_task(fn: FeatureFn, data: SpeechData, ctx: Context) -> dict[str, float]:
+def _word_task(fn: FeatureFn, data: SpeechData, ctx: Context) -> dict[str, object]:
     """Leave one voice out: mean accuracy over the held-out voices, and its spread."""
     words = data.words
     x = _pooled_of(fn, [i.path for i in words])
@@ -271,14 +271,15 @@ def _word_task(fn: FeatureFn, data: SpeechData, ctx: Context) -> dict[str, float
 
 def run_speech(ctx: Context) -> dict[str, dict[str, object]]:
     """Every speech task for every row, baseline and the untrained network."""
-    data = timed(ctx, "speech corpora", lambda: build_data(ctx))
-    assert isinstance(data, SpeechData)
+    with timing(ctx, "speech corpora"):
+        data = build_data(ctx)
     sets = feature_sets(ctx, data)
     results: dict[str, dict[str, object]] = {task: {} for task in TASKS}
     for name, fn in sets.items():
         log.info("speech: probing %s", name)
-        cells = timed(ctx, f"speech probes {name}", lambda f=fn: _all_tasks(f, data, ctx))
-        for task, value in cells.items():  # type: ignore[attr-defined]
+        with timing(ctx, f"speech probes {name}"):
+            cells = _all_tasks(fn, data, ctx)
+        for task, value in cells.items():
             results[task][name] = value
     ctx.notes.append(_describe(data, ctx))
     return results

@@ -165,6 +165,8 @@ def fit_series(min_length: int, max_window: int = 256) -> SeriesGeometry:
     """
     if min_length < 4:
         raise ValueError(f"series of {min_length} samples are too short for CPC (need >= 4)")
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
     if min_length >= 64:
         kernels, strides = (4, 4, 3), (2, 2, 1)
     elif min_length >= 24:
