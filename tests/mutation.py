@@ -48,6 +48,7 @@ TARGETS: dict[str, Target] = {
             "tests/losses/test_infonce.py",
             "tests/losses/test_draws.py",
             "tests/losses/test_scoring.py",
+            "tests/losses/test_mixed_negatives.py",
         ),
     ),
     "gather": Target(("cpc/losses/gather.py",), ("tests/losses/test_gather.py",)),

@@ -2,10 +2,10 @@
 
 Verbs: ``pretrain``, ``extract``, ``info``, ``convert``, ``pretrained``, ``export``,
 ``units`` (fit, apply, quality), ``probe``, ``abx``, ``data`` (espeak, pen, ucr, item,
-librispeech, shard), ``quickstart``, ``table1``, ``demo`` and ``signatures``. Every verb
-is a thin shell over the Python API; an error about the user's input (a bad config key,
-a missing file, an empty data set) is printed as one line naming what is wrong, without
-a traceback, and the exit status is 2.
+librispeech, shard), ``quickstart``, ``table1``, ``suite``, ``demo`` and ``signatures``.
+Every verb is a thin shell over the Python API; an error about the user's input (a bad
+config key, a missing file, an empty data set) is printed as one line naming what is
+wrong, without a traceback, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cpc.cli import (
     pretrained,
     probe,
     signatures,
+    suite,
     tables,
     units,
 )
@@ -43,6 +44,7 @@ VERBS = (
     info,
     data,
     tables,
+    suite,
     demo,
     abx,
     probe,

@@ -83,6 +83,7 @@ RULES: dict[str, Range] = {
     "model.num_offsets": Range(1, 4096),
     "model.num_negatives": Range(1, 1_000_000),
     "model.temperature": Range(0, 1e6, open_low=True),
+    "model.sequence_fraction": Range(0, 1),
     "model.patch_size": Range(1, _WIDTH),
     "model.patch_stride": Range(1, _WIDTH),
     "model.widths": Range(1, _WIDTH),

@@ -61,7 +61,10 @@ class ModelConfig:
     """First prediction offset; None: 1 for sequences, 2 for overlapping patches."""
     num_offsets: int | None = None
     num_negatives: int | None = None
-    negatives: Literal["batch", "sequence", "all"] | None = None
+    negatives: Literal["batch", "sequence", "mixed", "all"] | None = None
+    sequence_fraction: float | None = None
+    """``negatives=mixed``: the share of negatives drawn from the anchor's own sequence
+    (the rest from the whole batch); the builder's default is 0.5."""
     temperature: float | None = None
     predictor: Literal["linear", "mlp", "transformer"] | None = None
     """Prediction head: the paper's linear ``W_k``, an MLP per offset, or one causal

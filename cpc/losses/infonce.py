@@ -22,6 +22,9 @@ Negative modes (van den Oord et al. 2018; CPC_audio; CPC v2):
   default). Combine with a same-speaker batch sampler to get same-speaker negatives.
 - ``"sequence"``: drawn uniformly from the valid latents of the anchor's own sequence
   (for grids: its own image, every row and column).
+- ``"mixed"``: ``round(sequence_fraction * num_negatives)`` drawn as in ``"sequence"``,
+  the rest as in ``"batch"`` (same-voice negatives force content, other-voice negatives
+  keep speaker information; ``cpc suite`` measures the trade).
 - ``"all"``: every latent in the pool is a candidate (a full softmax over the batch, as
   CPC v2 does for images); the positive is the one correct class among them.
 
@@ -46,9 +49,9 @@ from torch import Tensor, nn
 
 from cpc.losses.gather import gather_pool
 
-NegativeMode = Literal["batch", "sequence", "all"]
+NegativeMode = Literal["batch", "sequence", "mixed", "all"]
 ScoreStrategy = Literal["auto", "gather", "matmul"]
-NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "all")
+NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "mixed", "all")
 #: ``strategy="auto"`` scores against the whole pool when it holds at most this many
 #: times as many latents as an anchor has candidates (see ``InfoNCE._score_candidates``).
 #: Measured (benchmarks/, speech shapes, pool of 1008 latents, 12 offsets): the two
@@ -151,12 +154,15 @@ def sample_candidates(
     pool_offset: int = 0,
     generator: torch.Generator | None = None,
     max_redraws: int = 10,
+    num_sequence: int = 0,
 ) -> Tensor:
     """Draw ``num_negatives`` pool indices per anchor, excluding the anchor's positives.
 
     Args:
         layout: from :func:`build_layout`.
-        mode: ``"batch"`` (the whole pool) or ``"sequence"`` (the anchor's own sequence).
+        mode: ``"batch"`` (the whole pool), ``"sequence"`` (the anchor's own sequence)
+            or ``"mixed"`` (the first ``num_sequence`` columns from the anchor's
+            sequence, the others from the whole pool).
         pool_size: size of the pool to draw from in ``"batch"`` mode (larger than the
             local pool when candidates are gathered across processes).
         pool_offset: where this process's pool starts in the gathered pool.
@@ -170,13 +176,18 @@ def sample_candidates(
     device = layout.anchors.device
     positives = torch.where(layout.valid, layout.targets + pool_offset, -1)  # (a, k)
 
+    from_own = torch.arange(num_negatives, device=device) < num_sequence  # (n,) "mixed"
+
     def draw(rows: Tensor) -> Tensor:
         u = torch.rand(rows.numel(), num_negatives, generator=generator, device=device)
         if mode == "batch":
             return (u * pool_size).long().clamp(max=pool_size - 1)
         start = layout.seq_start[rows, None] + pool_offset
         count = layout.seq_count[rows, None]
-        return start + (u * count).long().clamp(max=count - 1)
+        own = start + (u * count).long().clamp(max=count - 1)
+        if mode == "sequence":
+            return own
+        return torch.where(from_own, own, (u * pool_size).long().clamp(max=pool_size - 1))
 
     rows = torch.arange(a, device=device)
     idx = draw(rows)
@@ -269,7 +280,10 @@ class InfoNCE(nn.Module):
         k_min: the first offset. 1 for sequences; 2 for grids of 50%-overlapping patches,
             whose next row shares pixels with the current one.
         num_negatives: negatives per anchor in the sampled modes (CPC_audio: 128).
-        negatives: ``"batch"``, ``"sequence"`` or ``"all"`` (see the module docstring).
+        negatives: ``"batch"``, ``"sequence"``, ``"mixed"`` or ``"all"`` (see the module
+            docstring).
+        sequence_fraction: ``"mixed"`` only: the fraction of the negatives drawn from the
+            anchor's own sequence (rounded to a whole number of draws).
         temperature: logits are divided by it (1.0 in the CPC paper).
         gather_distributed: draw candidates from the latents of every process (needs an
             initialised process group; without one this is a no-op).
@@ -299,6 +313,7 @@ class InfoNCE(nn.Module):
         negatives: NegativeMode = "batch",
         temperature: float = 1.0,
         gather_distributed: bool = False,
+        sequence_fraction: float = 0.5,
         strategy: ScoreStrategy = "auto",
         max_redraws: int = 10,
         chunk_elements: int = 1 << 21,
@@ -312,6 +327,8 @@ class InfoNCE(nn.Module):
             raise ValueError(f"negatives must be one of {NEGATIVE_MODES}, got {negatives!r}")
         if negatives != "all" and num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if not 0.0 <= sequence_fraction <= 1.0:
+            raise ValueError(f"sequence_fraction must be in [0, 1], got {sequence_fraction}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if strategy not in SCORE_STRATEGIES:
@@ -323,6 +340,7 @@ class InfoNCE(nn.Module):
         self.num_negatives = num_negatives
         self.negatives: NegativeMode = negatives
         self.temperature = temperature
+        self.sequence_fraction = sequence_fraction
         self.gather_distributed = gather_distributed
         self.strategy: ScoreStrategy = strategy
         self.max_redraws = max_redraws
@@ -338,6 +356,7 @@ class InfoNCE(nn.Module):
             f"offsets={self.k_min}..{self.k_min + self.num_offsets - 1}, "
             f"negatives={self.negatives!r}, num_negatives={self.num_negatives}, "
             f"temperature={self.temperature}"
+            + (f", sequence_fraction={self.sequence_fraction}" if self.negatives == "mixed" else "")
         )
 
     def forward(
@@ -395,6 +414,7 @@ class InfoNCE(nn.Module):
                     pool_offset,
                     generator,
                     self.max_redraws,
+                    round(self.sequence_fraction * self.num_negatives),
                 )
         # One candidate list per anchor, scored for every offset: the anchor's own k
         # positives, then its n negatives. Row j keeps column j (its positive) and the

@@ -73,6 +73,8 @@ class HeadSettings:
         num_offsets: Offsets scored, ``k_min .. k_min + num_offsets - 1``.
         num_negatives: Candidates drawn per anchor (sampled modes).
         negatives: Where negatives come from (:class:`~cpc.losses.InfoNCE`).
+        sequence_fraction: ``negatives="mixed"``: the share drawn from the anchor's
+            own sequence, the rest from the batch.
         temperature: Score temperature.
         predictor: ``linear`` (the paper's), ``mlp`` or ``transformer`` (one causal
             Transformer layer before the linear maps, :func:`make_predictor`).
@@ -87,6 +89,7 @@ class HeadSettings:
     num_offsets: int = 12
     num_negatives: int = 128
     negatives: NegativeMode = "batch"
+    sequence_fraction: float = 0.5
     temperature: float = 1.0
     predictor: PredictorKind = "linear"
     gather_distributed: bool = False
@@ -135,6 +138,7 @@ def _assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
         negatives=head.negatives,
         temperature=head.temperature,
         gather_distributed=head.gather_distributed,
+        sequence_fraction=head.sequence_fraction,
     )
     return CPCModel(encoder, ctx, predictor, loss)
 

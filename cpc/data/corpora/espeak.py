@@ -213,12 +213,20 @@ def _frame_names(
 
 
 def _build_speaker(
-    speaker: SpeakerSpec, index: int, out: Path, seconds: float, seed: int, sample_rate: int
+    speaker: SpeakerSpec,
+    index: int,
+    out: Path,
+    seconds: float,
+    seed: int,
+    sample_rate: int,
+    texts: Sequence[str] | None = None,
 ) -> list[tuple[dict[str, str], list[str]]]:
     """Synthesise, resample and write the wavs of one speaker; return manifest rows and labels."""
     rng = np.random.default_rng([seed, index + 1])
     num_sentences = math.ceil(seconds) + 4  # sentences last more than a second
-    sentences = sample_sentences(speaker.language, num_sentences, rng)
+    sentences = list(texts) if texts else sample_sentences(speaker.language, num_sentences, rng)
+    if texts:
+        seconds = math.inf  # every text, whatever its length
     request = {
         "voice": speaker.voice,
         "rate": speaker.rate,
@@ -226,7 +234,7 @@ def _build_speaker(
         "range": speaker.range,
         "seed": seed,
         "sentences": sentences,
-        "target_samples": math.ceil(seconds * ESPEAK_RATE),
+        "target_samples": 2**62 if texts else math.ceil(seconds * ESPEAK_RATE),
         "extra_samples": round(sum(_PAD_SECONDS) * ESPEAK_RATE),  # mean of the two pads
     }
     hop = sample_rate // 100
@@ -273,6 +281,7 @@ def build_espeak_corpus(
     languages: Sequence[str] = ("en",),
     workers: int | None = None,
     overwrite: bool = False,
+    texts: Sequence[str] | None = None,
 ) -> CorpusInfo:
     """Synthesise a multi-speaker corpus with frame-level phone labels.
 
@@ -293,6 +302,8 @@ def build_espeak_corpus(
         workers: Speakers synthesised in parallel; defaults to the CPU count. The output
             does not depend on it.
         overwrite: Allow writing into a directory that already holds a manifest.
+        texts: Instead of sentences from the grammars, every speaker says each of these
+            once, in order (spoken-word tasks); ``minutes`` is then ignored.
 
     Returns:
         A :class:`CorpusInfo` with the totals, speakers, inventory and build time.
@@ -316,7 +327,7 @@ def build_espeak_corpus(
     seconds = minutes * 60.0 / num_speakers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         jobs = [
-            pool.submit(_build_speaker, spk, i, out, seconds, seed, sample_rate)
+            pool.submit(_build_speaker, spk, i, out, seconds, seed, sample_rate, texts)
             for i, spk in enumerate(speakers)
         ]
         results = [row for job in jobs for row in job.result()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cpc.data.collate import pad_collate
@@ -90,3 +92,91 @@ class SignalRecipe(SequenceRecipe):
             min_length=min_length,
             strict=strict,
         )
+
+
+@dataclass(frozen=True)
+class SeriesGeometry:
+    """Encoder, window and offsets that fit series of a given shortest length.
+
+    Attributes:
+        min_length: The shortest series the geometry was fitted to.
+        kernels, strides: The encoder's convolutions.
+        window: Training window in samples (the shortest length, at most 256).
+        num_offsets: Prediction offsets (a third of the window's steps, 1 to 8).
+
+    """
+
+    min_length: int
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+    window: int
+    num_offsets: int
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples one encoder step sees."""
+        field, jump = 1, 1
+        for k, s in zip(self.kernels, self.strides, strict=True):
+            field, jump = field + (k - 1) * jump, jump * s
+        return field
+
+    @property
+    def downsampling(self) -> int:
+        """Samples per encoder step."""
+        return math.prod(self.strides)
+
+    @property
+    def steps(self) -> int:
+        """Encoder steps in one training window."""
+        return (self.window - self.receptive_field) // self.downsampling + 1
+
+    def overrides(self) -> list[str]:
+        """The geometry as config overrides for ``cpc pretrain``."""
+        return [
+            f"model.kernels=[{','.join(map(str, self.kernels))}]",
+            f"model.strides=[{','.join(map(str, self.strides))}]",
+            f"model.num_offsets={self.num_offsets}",
+            f"data.window={self.window}",
+        ]
+
+    def describe(self) -> str:
+        """One line for the log: what was chosen, from which length."""
+        return (
+            f"shortest series {self.min_length} samples -> kernels {list(self.kernels)}, "
+            f"strides {list(self.strides)} (receptive field {self.receptive_field}, "
+            f"{self.downsampling}x downsampling), window {self.window} ({self.steps} steps), "
+            f"{self.num_offsets} offsets"
+        )
+
+
+def fit_series(min_length: int, max_window: int = 256) -> SeriesGeometry:
+    """Choose the signal encoder, window and offsets from the shortest series length.
+
+    The pen default (kernels 4, 4, 3; strides 2, 2, 1: 18-sample receptive field, 4x
+    downsampling) needs series of about 64 samples to leave room for 8 offsets. Shorter
+    series get less downsampling so that a window still holds enough steps to predict:
+    2x (kernels 4, 3) from 24 samples, none (two 3-tap layers) from 12, one 3-tap layer
+    below. The window is the shortest length (no series needs padding), capped at
+    ``max_window``; offsets are a third of the window's steps, between 1 and 8 (the
+    pen default).
+
+    Raises:
+        ValueError: For series shorter than 4 samples (no step would have a target).
+
+    """
+    if min_length < 4:
+        raise ValueError(f"series of {min_length} samples are too short for CPC (need >= 4)")
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+    if min_length >= 64:
+        kernels, strides = (4, 4, 3), (2, 2, 1)
+    elif min_length >= 24:
+        kernels, strides = (4, 3), (2, 1)
+    elif min_length >= 12:
+        kernels, strides = (3, 3), (1, 1)
+    else:
+        kernels, strides = (3,), (1,)
+    window = min(min_length, max_window)
+    geometry = SeriesGeometry(min_length, kernels, strides, window, 1)
+    offsets = max(1, min(8, geometry.steps // 3))
+    return SeriesGeometry(min_length, kernels, strides, window, offsets)
