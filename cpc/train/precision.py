@@ -210,4 +210,4 @@ def record_precision(config: Config, precision: str) -> Config:
     """
     if config.run.precision != "auto":
         return config
-    return replace(config, run=replace(config.run, precision=precision))
+    return replace(config, run=replace(config.run, precision=precision))  # type: ignore[arg-type]
