@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor
 
+from benchmarks.gpu_check import CASES
 from cpc.data.collate import pad_collate
 from cpc.features.extract import extract_sequence
-from cpc.models.builders import cpc_audio, cpc_image, cpc_signal
-from cpc.models.cpc import CPCModel
 from cpc.train import steps
 from cpc.train.loaders import make_loader
 from cpc.train.metrics import RunLog
@@ -28,67 +26,7 @@ from tests.fake_cuda import CUDA, FakeCuda, OnCuda, backward
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = {"context_dim": 16, "num_offsets": 3, "num_negatives": 6}
-BUILDERS: dict[str, tuple[Callable[[], CPCModel], Callable[[], tuple[Tensor, Tensor | None]]]] = {
-    "audio waveform, GRU": (
-        lambda: cpc_audio(channels=16, kernels=(10, 8, 4), strides=(5, 4, 2), **TINY),
-        lambda: (torch.randn(2, 1200), torch.tensor([1200, 900])),
-    ),
-    "audio, CPC_audio's padded layer-norm encoder, 2-layer LSTM": (
-        lambda: cpc_audio(
-            channels=16,
-            kernels=(10, 8, 4),
-            strides=(5, 4, 2),
-            padding=(3, 2, 1),
-            norm="layer_unbiased",
-            context="lstm",
-            context_layers=2,
-            **TINY,
-        ),
-        lambda: (torch.randn(2, 1200), torch.tensor([1200, 1000])),
-    ),
-    "audio, transformer context, mlp predictor": (
-        lambda: cpc_audio(
-            channels=16,
-            kernels=(10, 8),
-            strides=(5, 4),
-            context="transformer",
-            predictor="mlp",
-            **TINY,
-        ),
-        lambda: (torch.randn(2, 800), None),
-    ),
-    "audio, conv context, transformer predictor": (
-        lambda: cpc_audio(
-            channels=16,
-            kernels=(10, 8),
-            strides=(5, 4),
-            context="conv",
-            predictor="transformer",
-            norm="batch",
-            **TINY,
-        ),
-        lambda: (torch.randn(2, 800), torch.tensor([800, 700])),
-    ),
-    "signal, GRU, sequence negatives": (
-        lambda: cpc_signal(3, channels=16, negatives="sequence", **TINY),
-        lambda: (torch.randn(2, 96, 3), torch.tensor([96, 80])),
-    ),
-    "image grid, masked conv, full softmax": (
-        lambda: cpc_image(
-            1,
-            patch_size=8,
-            patch_stride=4,
-            widths=(8,),
-            dim=16,
-            context="masked_conv",
-            context_dim=16,
-            num_offsets=2,
-            negatives="all",
-        ),
-        lambda: (torch.randn(2, 1, 20, 20), None),
-    ),
-}
+BUILDERS = CASES  # the builders benchmarks/gpu_check.py runs on a real GPU
 
 #: Host syncs of one training step (forward, loss, backward, clip, Adam, logging), by
 #: where they happen. Each is one wait for the device per step (the redraw loop: one

@@ -18,7 +18,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -464,6 +463,10 @@ def spectral_transform(
     Shape:
         input ``(..., t)`` -> ``(..., f, s)`` with ``s = (t - win) // hop + 1``.
     """
+    # torchaudio is only needed by the spectral front-ends: imported here, so the package
+    # (and a GPU machine's check, where torchaudio may be absent) loads without it
+    import torchaudio
+
     mel = {"n_fft": win, "win_length": win, "hop_length": hop, "center": False, "n_mels": n_mels}
     if kind == "logmel":
         return torchaudio.transforms.MelSpectrogram(sample_rate, **mel)
