@@ -241,6 +241,7 @@ def main() -> None:
         "loop": section_loop,
     }
     cpu_only = {"threads", "loop"}
+    targets: list[dict[str, Any]] = []
     for name in SECTIONS:
         if name not in sections or (name in cpu_only and device.type != "cpu"):
             continue
@@ -249,15 +250,21 @@ def main() -> None:
         except Exception as error:  # reported in the results and the log
             results.setdefault("errors", {})[name] = f"{type(error).__name__}: {error}"
             _say(f"section {name} FAILED: {type(error).__name__}: {error}", start)
+        targets = _write(results, start, args.out)  # after every section: a run cut
+        # short (a GPU machine's time limit) keeps what it measured
+    for t in targets:
+        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    _say("done", start)
 
+
+def _write(results: dict[str, Any], start: float, out: Path) -> list[dict[str, Any]]:
+    """Stamp the run so far (load, duration, each section's provenance) and write it."""
     results["machine"]["load_average_end"] = (
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )
     results["duration_s"] = time.perf_counter() - start
     results["sections"] = {k: provenance(results["machine"]) for k in SECTIONS if k in results}
-    for t in write_results(results, args.out):
-        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
-    _say("done", start)
+    return write_results(results, out)
 
 
 def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
