@@ -26,6 +26,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: Keys of a results file that are measurements (one per benchmark section).
 SECTION_KEYS = (
     "steps",
+    "limits",
+    "overhead",
     "breakdown",
     "core",
     "extraction",
@@ -45,10 +47,17 @@ def slug(text: str) -> str:
 
 
 def machine_key(machine: dict[str, Any]) -> str:
-    """The slug of the machine kind a run measured (its GPU's on CUDA)."""
+    """The slug of the machine kind a run measured (its GPU's on CUDA).
+
+    A CPU's name is followed by the SIMD level torch runs on it (``amd-epyc-avx512``):
+    virtual machines report one name ("AMD EPYC") for hosts with and without AVX-512
+    and bf16, whose product rates differ several times over.
+    """
     if str(machine.get("device", "cpu")).startswith("cuda") and machine.get("gpu"):
         return slug(machine["gpu"])
-    return slug(machine.get("cpu_model", "unknown"))
+    name = slug(machine.get("cpu_model", "unknown"))
+    level = machine.get("cpu_capability")
+    return f"{name}-{slug(level)}" if level else name
 
 
 def provenance(machine: dict[str, Any]) -> dict[str, Any]:

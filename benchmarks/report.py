@@ -5,11 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 #: The targets of the benchmark issue, on the machine that runs it.
 TARGETS = {
     "paper_step_ratio": 0.60,  # achieved / measured float32 matrix-product rate
@@ -416,9 +411,20 @@ def _load(value: list[float] | None) -> str:
 
 
 def plots(results: dict[str, Any], folder: Path, prefix: str = "") -> list[str]:
-    """Write the scaling and prediction-core plots (``prefix`` + name); return the names."""
+    """Write the scaling and prediction-core plots (``prefix`` + name); return the names.
+
+    matplotlib is imported here, and the plots skipped without it: a GPU machine that
+    only has torch still writes its results file and report.
+    """
     results["plot_prefix"] = prefix
-    written = []
+    written: list[str] = []
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
     if "scaling" in results:
         s = results["scaling"]
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import limits as limits_bench
 from benchmarks import loop as loop_bench
 from benchmarks import precision as precision_bench
 from benchmarks.common import ROOT, MatmulProbe, bf16_support, machine_info, pick_device
@@ -37,6 +38,8 @@ from benchmarks.workloads import workloads
 
 SECTIONS = (
     "steps",
+    "limits",
+    "overhead",
     "breakdown",
     "precision",
     "core",
@@ -121,7 +124,8 @@ def main() -> None:
 
     presets = workloads(device)
     paper = presets["paper"]
-    if "steps" in sections:
+
+    def section_steps() -> None:
         repeats = {"paper": 5, "small": 5, "signal": 5, "image": 2, "image_small": 3}
         results["steps"] = []
         for name, workload in presets.items():
@@ -134,10 +138,32 @@ def main() -> None:
                 f"{r['ratio_to_ceiling']:.0%} of matmul, {r['memory']['step_peak_mb']:.0f} MB",
                 start,
             )
-    if "breakdown" in sections:
+
+    def section_limits() -> None:
+        chosen = [n for n in presets if not args.workloads or n in args.workloads]
+        results["limits"] = []
+        for name in chosen:
+            r = limits_bench.preset_limits(presets[name], probe, 1 if quick else 3)
+            results["limits"].append(r)
+            _say(
+                f"limits {name}: step {r['step_s'] * 1e3:.0f} ms, limit "
+                f"{r['step_limit_s'] * 1e3:.0f} ms ({r['step_of_limit']:.0%}), "
+                f"{r['of_product_rate']:.0%} of the 2048^2 rate",
+                start,
+            )
+
+    def section_overhead() -> None:
+        results["overhead"] = limits_bench.overhead(paper, probe, 2 if quick else 5)
+        _say(
+            f"overhead: non-product {results['overhead']['non_product_share']:.0%} of the step",
+            start,
+        )
+
+    def section_breakdown() -> None:
         results["breakdown"] = breakdown(paper, device, 1 if quick else 3)
         _say("breakdown done", start)
-    if "precision" in sections:
+
+    def section_precision() -> None:
         probes = {"float32": probe}
         if bf16_support(device)[0]:
             probes["bf16"] = MatmulProbe(device, torch.bfloat16)
@@ -149,7 +175,8 @@ def main() -> None:
             + f"; products bf16/float32 {results['precision'].get('product_ratio', 0):.2f}x",
             start,
         )
-    if "core" in sections:
+
+    def section_core() -> None:
         if quick:
             results["core"] = core_sweeps(
                 device, 1, (64, 128), (1, 12), (8, 16), (1 << 19, 1 << 21)
@@ -157,11 +184,13 @@ def main() -> None:
         else:
             results["core"] = core_sweeps(device, 5)
         _say("prediction core sweeps done", start)
-    if "extraction" in sections:
+
+    def section_extraction() -> None:
         model = paper.build()
         results["extraction"] = extraction(model, device, 10.0 if quick else 60.0, repeats=3)
         _say(f"extraction {json.dumps(results['extraction']['rows'])}", start)
-    if "pipeline" in sections:
+
+    def section_pipeline() -> None:
         step_time = next(
             (r["time_s"] for r in results.get("steps", []) if r["workload"] == "paper"),
             None,
@@ -171,16 +200,19 @@ def main() -> None:
         if step_time is not None:
             results["pipeline"] = pipeline(step_time, batches=3 if quick else 10)
             _say("pipeline done", start)
-    if "scaling" in sections:
+
+    def section_scaling() -> None:
         if quick:
             results["scaling"] = scaling(paper, device, 1, (4, 8), (10240, 20480))
         else:
             results["scaling"] = scaling(paper, device, 2)
         _say("scaling done", start)
-    if "threads" in sections and device.type == "cpu":
+
+    def section_threads() -> None:
         results["threads"] = compare(1 if quick else 3)
         _say("thread settings done", start)
-    if "loop" in sections and device.type == "cpu":
+
+    def section_loop() -> None:
         steps = 40 if quick else args.loop_steps
         periodic = (
             [] if steps >= 500 else [f"run.val_every={steps // 2}", f"run.ckpt_every={steps // 2}"]
@@ -195,14 +227,44 @@ def main() -> None:
         )
         _say(f"loop {[round(r['ratio'], 3) for r in results['loop']['rows']]}", start)
 
+    runners = {
+        "steps": section_steps,
+        "limits": section_limits,
+        "overhead": section_overhead,
+        "breakdown": section_breakdown,
+        "precision": section_precision,
+        "core": section_core,
+        "extraction": section_extraction,
+        "pipeline": section_pipeline,
+        "scaling": section_scaling,
+        "threads": section_threads,
+        "loop": section_loop,
+    }
+    cpu_only = {"threads", "loop"}
+    targets: list[dict[str, Any]] = []
+    for name in SECTIONS:
+        if name not in sections or (name in cpu_only and device.type != "cpu"):
+            continue
+        try:  # one failing section must not lose the others (a GPU run is one try)
+            runners[name]()
+        except Exception as error:  # reported in the results and the log
+            results.setdefault("errors", {})[name] = f"{type(error).__name__}: {error}"
+            _say(f"section {name} FAILED: {type(error).__name__}: {error}", start)
+        targets = _write(results, start, args.out)  # after every section: a run cut
+        # short (a GPU machine's time limit) keeps what it measured
+    for t in targets:
+        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
+    _say("done", start)
+
+
+def _write(results: dict[str, Any], start: float, out: Path) -> list[dict[str, Any]]:
+    """Stamp the run so far (load, duration, each section's provenance) and write it."""
     results["machine"]["load_average_end"] = (
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )
     results["duration_s"] = time.perf_counter() - start
     results["sections"] = {k: provenance(results["machine"]) for k in SECTIONS if k in results}
-    for t in write_results(results, args.out):
-        print(f"  {t['what']}: {t['measured']} (target {t['target']}): met={t['met']}")
-    _say("done", start)
+    return write_results(results, out)
 
 
 def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
@@ -217,6 +279,7 @@ def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         results["targets"].append(precision_bench.target_row(results["precision"]))
     if "loop" in results:
         results["targets"].append(loop_bench.target_row(results["loop"]))
+    results["targets"] += limits_bench.target_rows(results.get("limits"), results.get("overhead"))
     results["plots"] = plots(results, out, prefix=f"{key}-")
     notes = METHOD_NOTES
     findings = ROOT / "benchmarks" / "NOTES.md"  # what changed, floors: written by hand
@@ -227,6 +290,7 @@ def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         extra += precision_bench.markdown(results["precision"], _table)
     if "loop" in results:
         extra += loop_bench.markdown(results["loop"], _table)
+    extra += limits_bench.markdown(results.get("limits"), results.get("overhead"), _table)
     path.write_text(json.dumps(results, indent=1) + "\n")
     (out / f"{key}.md").write_text(markdown(results, notes, extra))
     write_combined(out)

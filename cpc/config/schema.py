@@ -203,8 +203,10 @@ class RunConfig:
     out_dir: str = "runs/cpc"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Mixed precision: bf16 on CPUs that support it, bf16/fp16 on CUDA."""
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    """Mixed precision: bf16 on CPUs that support it, bf16/fp16 on CUDA. ``auto``: bf16
+    where the device's bf16 products run at least 1.5x its float32 products (measured
+    once per machine and cached), else fp32; a resumed run keeps its first choice."""
     compile: bool = False
     """torch.compile the model (no gain measured on CPU for conv+GRU models)."""
     log_every: int = 10

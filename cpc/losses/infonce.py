@@ -129,12 +129,12 @@ def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor
     pool_pos = torch.cumsum(valid_flat.long(), 0) - 1  # flat index -> pool index
     seq_len = valid_bs.sum(1)  # (b,)
 
-    flat = torch.arange(b * s * p, device=device).view(b, s, p)
     step = torch.arange(s, device=device)[None, :, None].expand(b, s, p)
-    seq = torch.arange(b, device=device)[:, None, None].expand(b, s, p)
     is_anchor = step + offsets[0] < seq_len[:, None, None]  # (b, s, p)
-    anchors = flat[is_anchor]
-    a_step, a_seq = step[is_anchor], seq[is_anchor]
+    # flat (b s p) indices, increasing; their step and sequence by arithmetic (boolean
+    # masks would each wait for the device to count the anchors again)
+    anchors = is_anchor.reshape(-1).nonzero().squeeze(1)
+    a_step, a_seq = (anchors // p) % s, anchors // (s * p)
 
     target_step = a_step[:, None] + offsets[None, :]  # (a, k)
     valid = target_step < seq_len[a_seq][:, None]
@@ -194,9 +194,9 @@ def sample_candidates(
     for _ in range(max_redraws):
         # (a, n, k) comparison: the draws that hit one of the anchor's own targets.
         hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
-        if not bool(hit.any()):
+        bad_rows = hit.any(1).nonzero().squeeze(1)  # one wait for the device per round
+        if bad_rows.numel() == 0:
             return idx
-        bad_rows = hit.any(1).nonzero().squeeze(1)
         fresh = draw(bad_rows)
         idx[bad_rows] = torch.where(hit[bad_rows], fresh, idx[bad_rows])
     hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
@@ -381,7 +381,8 @@ class InfoNCE(nn.Module):
                 f"pred must have shape (b, s, p, k, d) = {(b, s, p, self.num_offsets, d)}, "
                 f"got {tuple(pred.shape)}"
             )
-        offsets = torch.tensor(self.offsets, device=z.device)
+        # made on the device (torch.tensor would build it on the host and copy it over)
+        offsets = torch.arange(self.k_min, self.k_min + self.num_offsets, device=z.device)
         layout = build_layout(lengths, b, s, p, offsets)
         if layout.anchors.numel() == 0:
             longest = s if lengths is None else int(lengths.max())
@@ -489,6 +490,7 @@ class InfoNCE(nn.Module):
         denom = count.clamp(min=1)
         loss_per_offset = (terms * vf).sum(0) / denom
         accuracy = (correct.to(terms.dtype) * vf).sum(0) / denom
-        has_terms = count > 0
-        loss = loss_per_offset[has_terms].mean()
+        # mean over the offsets that have terms, without a boolean mask (a host sync)
+        has_terms = (count > 0).to(terms.dtype)
+        loss = (loss_per_offset * has_terms).sum() / has_terms.sum()
         return InfoNCEOutput(loss, loss_per_offset, accuracy, count)

@@ -18,7 +18,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -214,6 +213,65 @@ class _FramedConv(torch.autograd.Function):
         return dx, dw, db, None
 
 
+class _WindowProduct(torch.autograd.Function):
+    """A strided convolution as one product of its unfolded windows: few inputs per step.
+
+    ``y[b, j] = x[b, j * stride : j * stride + k].flatten() @ W^T + bias``: the windows
+    are laid out once as a ``(rows, c k)`` matrix. The point is the weight's gradient:
+    ``F.linear``'s backward computes it as ``dy^T @ windows``, a product whose result has
+    ``c k`` columns (10 for a waveform), and oneDNN/MKL ran it 2 to 4.7 times slower than
+    the same product transposed, ``(windows^T @ dy)^T``, which this backward computes
+    (AMD EPYC, 2 threads, the first layers of the paper and small presets; interleaved
+    in one process, ``benchmarks/NOTES.md``). The input's gradient adds each window's
+    part back at its ``k`` taps, one strided add per tap.
+
+    Shape:
+        x: (b, t, c); weight: (d, c, k); bias: (d,) or None -> (b, (t - k) // stride + 1, d)
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: int,
+    ) -> Tensor:
+        d, c, k = weight.shape
+        windows = rearrange(x.unfold(1, k, stride), "b s c k -> b s (c k)")
+        b, steps = windows.shape[:2]
+        rows = windows.reshape(b * steps, c * k)  # a copy: the windows overlap
+        w2 = weight.reshape(d, c * k)
+        y = rows.new_empty(b, steps, d)  # written through a view: y itself is no view
+        if bias is None:
+            torch.mm(rows, w2.T, out=y.view(-1, d))
+        else:
+            torch.addmm(bias, rows, w2.T, out=y.view(-1, d))
+        ctx.save_for_backward(rows, w2)
+        ctx.geometry = (x.shape, stride, k)  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, dy: Tensor) -> tuple[Tensor | None, ...]:
+        rows, w2 = ctx.saved_tensors  # type: ignore[attr-defined]
+        shape, stride, k = ctx.geometry  # type: ignore[attr-defined]
+        b, t, c = shape
+        d = w2.shape[0]
+        dy2 = dy.reshape(-1, d)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            dwin = (dy2 @ w2).view(b, -1, c, k)  # (b, s, c, k): each window's gradient
+            steps = dwin.shape[1]
+            dx = dy.new_zeros(b, t, c)
+            for j in range(k):  # tap j of window i reads sample i * stride + j
+                dx[:, j : j + (steps - 1) * stride + 1 : stride] += dwin[:, :, :, j]
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            dw = (rows.T @ dy2).T.reshape(d, c, k)  # key: (c k, rows) x (rows, d)
+        if ctx.needs_input_grad[2]:  # type: ignore[attr-defined]
+            db = dy2.sum(0)
+        return dx, dw, db, None
+
+
 class StridedConv1d(nn.Conv1d):
     """``nn.Conv1d`` (unpadded, strided) on channels-last input, computed as matrix products.
 
@@ -267,15 +325,16 @@ class StridedConv1d(nn.Conv1d):
             # (taps - 1)*d extra values per step and lays the weight (c*k*d values) out
             # again: take the cheaper one. Few steps (a streaming piece of 10 ms) always
             # unfold: the weight layout alone took 30 ms of CPU per piece.
-            windows = rearrange(x.unfold(1, k, stride), "b s c k -> b s (c k)")
-            return F.linear(windows, self.weight.view(d, c * k), self.bias)
+            product: type[torch.autograd.Function] = _WindowProduct
+        else:
+            product = _FramedConv
         weight, bias, device = self.weight, self.bias, x.device.type
         if torch.is_autocast_enabled(device):  # cast once here, as autocast does for convs
             dtype = torch.get_autocast_dtype(device)
             x, weight = x.to(dtype), weight.to(dtype)
             bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device, enabled=False):
-            return _FramedConv.apply(x, weight, bias, stride)
+            return product.apply(x, weight, bias, stride)
 
 
 def conv_output_lengths(
@@ -464,6 +523,10 @@ def spectral_transform(
     Shape:
         input ``(..., t)`` -> ``(..., f, s)`` with ``s = (t - win) // hop + 1``.
     """
+    # torchaudio is only needed by the spectral front-ends: imported here, so the package
+    # (and a GPU machine's check, where torchaudio may be absent) loads without it
+    import torchaudio
+
     mel = {"n_fft": win, "win_length": win, "hop_length": hop, "center": False, "n_mels": n_mels}
     if kind == "logmel":
         return torchaudio.transforms.MelSpectrogram(sample_rate, **mel)

@@ -149,6 +149,8 @@ def all_reduce(tensor: torch.Tensor, op: str = "mean") -> torch.Tensor:
 
 def any_true(flag: bool, device: torch.device) -> bool:
     """Whether ``flag`` is true on any process (so every rank takes the same branch)."""
+    if not active():  # one process: no tensor, no upload and no wait for the device
+        return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     return bool(all_reduce(value, "max").item() > 0)
 

@@ -137,7 +137,8 @@ def micro_step(
         )
     scaled = loss * scale
     (scaler.scale(scaled) if scaler is not None else scaled).backward()
-    samples = int(lengths.sum()) if lengths is not None else 0
+    host_lengths = batch.get("lengths")  # counted on the host: no wait for the device
+    samples = int(host_lengths.sum()) if host_lengths is not None else 0
     return MicroResult(loss.detach(), out.accuracy.detach().float(), int(x.shape[0]), samples)
 
 

@@ -53,6 +53,7 @@ from cpc.data.validate import check_runnable
 from cpc.train import distributed
 from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
+from cpc.train.precision import choose_precision, record_precision
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
 from cpc.train.steps import (
     MicroResult,
@@ -61,7 +62,6 @@ from cpc.train.steps import (
     micro_step,
     negatives_generator,
     optimizer_step,
-    resolve_precision,
 )
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,8 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
     run, optim, device = config.run, config.optim, info.device
     seed_everything(run.seed)  # the same initial weights on every process
     model = build_model(config.model).to(device)
-    precision = resolve_precision(device, run.precision)
+    precision = choose_precision(run.precision, device, run.out_dir)
+    config = record_precision(config, precision)  # auto: the choice goes into checkpoints
     data = build_data(config, model, info.rank, info.world_size)
     if data.sampler is not None and len(data.sampler) < optim.accumulate:
         raise ConfigError(

@@ -26,6 +26,10 @@ def test_machine_kinds_are_named_by_their_cpu_or_gpu():
         "nvidia-h200"
     )
     assert machine_key({"device": "cpu", "cpu_model": "AMD EPYC"}) == "amd-epyc"
+    # one VM name, two machine kinds: the SIMD level torch runs at tells them apart
+    avx2 = {"device": "cpu", "cpu_model": "AMD EPYC", "cpu_capability": "AVX2"}
+    avx512 = {**avx2, "cpu_capability": "AVX512"}
+    assert (machine_key(avx2), machine_key(avx512)) == ("amd-epyc-avx2", "amd-epyc-avx512")
 
 
 def test_a_partial_run_replaces_only_its_sections():
