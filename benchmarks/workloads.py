@@ -52,10 +52,12 @@ class Workload:
         gen = torch.Generator().manual_seed(0)
         b, n = self.batch, self.window
         if model.modality == "image":
-            return torch.randn(b, model.in_channels, n, n, generator=gen).to(device), None
+            channels = model.to_dict()["in_channels"]
+            return torch.randn(b, channels, n, n, generator=gen).to(device), None
         lengths = torch.full((b,), n, device=device)
         if model.modality == "signal":
-            return torch.randn(b, n, model.in_channels, generator=gen).to(device), lengths
+            channels = model.to_dict()["in_channels"]
+            return torch.randn(b, n, channels, generator=gen).to(device), lengths
         return torch.randn(b, n, generator=gen).to(device), lengths
 
     def with_shape(self, batch: int | None = None, window: int | None = None) -> Workload:
@@ -63,9 +65,10 @@ class Workload:
 
 
 def _preset(name: str, config: str, description: str, batch: int | None = None) -> Workload:
-    data = load_config(ROOT / config).data
-    size = data.image_size if load_config(ROOT / config).model.modality == "image" else data.window
-    return Workload(name, config, description, batch or data.batch_size, size)
+    loaded = load_config(ROOT / config)
+    data = loaded.data.to_dict()  # flat: common keys and the modality's own
+    size = data["image_size"] if loaded.model.modality == "image" else data["window"]
+    return Workload(name, config, description, batch or data["batch_size"], size)
 
 
 def workloads(device: torch.device) -> dict[str, Workload]:

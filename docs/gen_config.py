@@ -2,9 +2,11 @@
 
 ``docs/configuration.md`` holds a marker line, ``<!-- config-reference -->``; at build
 time this hook replaces it with one table per section of :class:`cpc.config.Config`
-(field, type, default, allowed range, and the field's docstring). Nothing is listed by
-hand: a field added to a section appears on the next build, and a section added to
-``Config`` gets its own table.
+(field, type, default, allowed range, and the field's docstring), then, for ``model``
+and ``data``, one table per registered modality of the keys its recipe owns
+(:attr:`cpc.config.Modality.model_fields` / ``data_fields``). Nothing is listed by hand:
+a field added to a section or to a recipe appears on the next build, a section added to
+``Config`` and a modality registered by :mod:`cpc.data.registry` get their own tables.
 
 The field docstrings (a string literal right below a field, as in the config module)
 are not kept by Python at run time, so they are read from the class's source with
@@ -19,6 +21,8 @@ import importlib
 import inspect
 import itertools
 import textwrap
+import types
+import typing
 from typing import Any
 
 MARKER = "<!-- config-reference -->"
@@ -36,17 +40,31 @@ def load_config_classes() -> dict[str, type]:
     return found
 
 
-def load_ranges() -> dict[str, Any]:
-    """The range rules (``"section.field" -> Range``) if the package has them, else {}."""
-    for name in ("cpc.config.ranges",):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        rules = getattr(module, "RULES", None)
-        if isinstance(rules, dict):
-            return rules
-    return {}
+def load_ranges() -> Any:
+    """``rule(section, field) -> Range | None``: a field's own rule, else ``RULES``'s."""
+    try:
+        module = importlib.import_module("cpc.config.ranges")
+    except ImportError:
+        return lambda section, f: None
+    rule_of = getattr(module, "rule_of", None)
+    if rule_of is not None:
+        return rule_of
+    rules = getattr(module, "RULES", {})
+    return lambda section, f: rules.get(f"{section}.{f.name}")
+
+
+def load_modalities() -> list[Any]:
+    """The registered modalities (:class:`cpc.config.Modality`), registering the shipped
+    ones first (:mod:`cpc.data.registry`); [] for a package without them.
+    """
+    try:
+        importlib.import_module("cpc.data.registry")
+        config = importlib.import_module("cpc.config")
+    except ImportError:
+        return []
+    if not hasattr(config, "known_modalities"):
+        return []
+    return [config.modality(name) for name in config.known_modalities()]
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -74,7 +92,7 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _default(f: dataclasses.Field[Any]) -> str:
+def _default(f: dataclasses.Field[Any], section: str) -> str:
     if f.default is not dataclasses.MISSING:
         value = f.default
     elif f.default_factory is not dataclasses.MISSING:
@@ -84,13 +102,31 @@ def _default(f: dataclasses.Field[Any]) -> str:
     if dataclasses.is_dataclass(value):
         return "see its section"
     if value is None:
-        return "builder's default"
+        return "builder's default" if section == "model" else "`None`"
     return f"`{value!r}`"
 
 
-def _type(f: dataclasses.Field[Any]) -> str:
+def _type(f: dataclasses.Field[Any], hints: dict[str, Any] | None = None) -> str:
+    """The field's type as written, with aliases (``Norm``) resolved when ``hints`` has it."""
+    if hints and f.name in hints:
+        return f"`{_hint(hints[f.name])}`"
     text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
     return f"`{text}`"
+
+
+def _hint(hint: Any) -> str:
+    """``Literal['a', 'b'] | None``, ``list[int]``: a resolved type hint as one writes it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_hint(a) for a in args)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None:
+        name = getattr(origin, "__name__", repr(origin))
+        return f"{name}[{', '.join(_hint(a) for a in args)}]"
+    if hint is type(None):
+        return "None"
+    return getattr(hint, "__name__", repr(hint))
 
 
 def _cell(text: str) -> str:
@@ -109,10 +145,53 @@ def _first_line(doc: str | None) -> str:
     return _cell(inspect.cleandoc(doc).split("\n\n")[0]) if doc else ""
 
 
+#: The field of a section that holds the modality's own keys (listed per modality).
+OWN_FIELDS = "modality_fields"
+
+
+def _table(section: str, kind: type, rule: Any) -> list[str]:
+    """One table: a row per field of dataclass ``kind``, keys written ``section.field``."""
+    lines = [
+        "| field | type | default | allowed | what |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    docs = field_docs(kind)
+    try:
+        hints = typing.get_type_hints(kind)
+    except (NameError, TypeError):  # an annotation that does not resolve: show it as written
+        hints = {}
+    for f in dataclasses.fields(kind):
+        if f.name == OWN_FIELDS:
+            continue
+        found = rule(section, f)
+        allowed = _cell(found.describe()) if found is not None else ""
+        lines.append(
+            f"| `{section}.{f.name}` | {_cell(_type(f, hints))} | {_cell(_default(f, section))} "
+            f"| {allowed} | {_cell(docs.get(f.name, ''))} |"
+        )
+    return [*lines, ""]
+
+
+def _own_tables(section: str, modalities: list[Any], rule: Any) -> list[str]:
+    """The keys each modality owns in ``section``, one table per modality that has any."""
+    lines: list[str] = []
+    for entry in modalities:
+        kind = getattr(entry, f"{section}_fields", None)
+        if kind is None or not dataclasses.fields(kind):
+            continue
+        lines += [f"### `{section}` keys of `{entry.name}`", ""]
+        lines += [f"`{kind.__name__}`: {_first_line(kind.__doc__)}", ""]
+        lines += _table(section, kind, rule)
+    return lines
+
+
 def render() -> str:
-    """The Markdown of the whole reference: one table per section of ``Config``."""
+    """The Markdown of the whole reference: one table per section of ``Config``, and one
+    per modality of the keys it owns in that section.
+    """
     classes = load_config_classes()
-    ranges = load_ranges()
+    rule = load_ranges()
+    modalities = load_modalities()
     root = classes["Config"]
     lines: list[str] = []
     for section in dataclasses.fields(root):
@@ -122,19 +201,16 @@ def render() -> str:
             lines += [f"{_type(section)}: not a dataclass; no table.", ""]
             continue
         lines += [f"`{kind.__name__}`: {_first_line(kind.__doc__)}", ""]
-        lines += [
-            "| field | type | default | allowed | what |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        docs = field_docs(kind)
-        for f in dataclasses.fields(kind):
-            rule = ranges.get(f"{section.name}.{f.name}")
-            allowed = _cell(rule.describe()) if rule is not None else ""
-            lines.append(
-                f"| `{section.name}.{f.name}` | {_cell(_type(f))} | {_cell(_default(f))} "
-                f"| {allowed} | {_cell(docs.get(f.name, ''))} |"
-            )
-        lines.append("")
+        owned = OWN_FIELDS in {f.name for f in dataclasses.fields(kind)}
+        if owned and modalities:
+            lines += [
+                "Keys common to every modality; the keys each modality owns follow, and "
+                "sit flat beside these in YAML.",
+                "",
+            ]
+        lines += _table(section.name, kind, rule)
+        if owned:
+            lines += _own_tables(section.name, modalities, rule)
     return "\n".join(lines)
 
 

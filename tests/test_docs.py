@@ -230,12 +230,17 @@ def test_the_pages_show_commands_to_check() -> None:
 
 
 def _config_fields() -> dict[str, set[str]]:
-    from cpc.config import Config
+    """Every key of every section: the common ones and those of every registered modality."""
+    import cpc.data.registry  # noqa: F401  (registers the shipped modalities)
+    from cpc.config import Config, known_modalities, modality
 
     sections = {}
     for section in dataclasses.fields(Config):
         kind = typing.get_type_hints(Config)[section.name]
-        sections[section.name] = {f.name for f in dataclasses.fields(kind)}
+        sections[section.name] = {f.name for f in dataclasses.fields(kind)} - {"modality_fields"}
+        for name in known_modalities():
+            own = getattr(modality(name), f"{section.name}_fields", None)
+            sections[section.name] |= {f.name for f in dataclasses.fields(own)} if own else set()
     return sections
 
 

@@ -38,6 +38,7 @@ from torch import Tensor
 from cpc.checkpoints.loading import META, WEIGHTS, file_sha256, load_plain_torch
 from cpc.checkpoints.store import state_dict_cpu
 from cpc.config import Config, ModelConfig, save_config
+from cpc.data.recipes.audio import AudioModel
 from cpc.data.registry import build_model
 from cpc.errors import CheckpointError
 from cpc.models.cpc import CPCModel
@@ -204,8 +205,7 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
     declared = ckpt.args.get("nLevelsGRU", layers)
     if declared != layers:
         raise CheckpointError(f"{ckpt.source}: nLevelsGRU={declared} but the weights have {layers}")
-    return ModelConfig(
-        modality="audio",
+    encoder = AudioModel(
         frontend="waveform",
         sample_rate=SAMPLE_RATE,
         channels=int(w["gEncoder.conv0.weight"].shape[0]),
@@ -213,6 +213,10 @@ def model_config(ckpt: CPCAudioCheckpoint) -> ModelConfig:
         strides=list(STRIDES),
         padding=list(PADDING),
         norm=NORMS[ckpt.args.get("normMode", "layerNorm")],  # type: ignore[arg-type]
+    )
+    return ModelConfig(
+        modality="audio",
+        modality_fields=encoder,
         context=kind,  # type: ignore[arg-type]
         context_dim=hidden,
         context_layers=layers,

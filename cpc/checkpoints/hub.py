@@ -182,7 +182,7 @@ def from_pretrained(model_id: str | Path, **hub: Any) -> CPCModel:
     try:
         modality = config["model"].get("modality", "audio")
         model_config = Config.from_dict(
-            {"model": dict(config["model"]), "data": {"kind": modality}}
+            {"model": dict(config["model"]), "data": {"kind": modality}}, saved=True
         )
         # Names and shapes against the weights' header before anything is allocated:
         # config.json alone must not decide how much memory is taken.

@@ -8,7 +8,6 @@ in a checkpoint can run code.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -236,7 +235,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> CPCModel
         )
     model = build_model(config.model)
     load_weights(model, weights)
-    model.hub_config = hub_config(dataclasses.asdict(config.model), meta)
+    model.hub_config = hub_config(config.model.to_dict(), meta)
     return model.to(device).eval()
 
 
@@ -259,7 +258,7 @@ def checked_config(path: str | Path) -> tuple[Config, dict[str, Any]]:
     if not isinstance(meta["config"], dict):
         raise CheckpointError(f"{meta_path}: 'config' is not a mapping")
     try:
-        config = Config.from_dict(meta["config"])
+        config = Config.from_dict(meta["config"], saved=True)
         check_weights(weights, config.model)
     except ConfigError as err:
         raise CheckpointError(f"{meta_path}: bad config: {err}") from None

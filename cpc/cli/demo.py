@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cpc.config import Config, ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
+from cpc.data.recipes.signal import SignalModel
 from cpc.data.seeds import check_seed
 from cpc.train.trainer import train
 
@@ -44,8 +45,7 @@ def demo_config(out: Path, seconds: float, seed: int) -> Config:
     return Config(
         model=ModelConfig(
             modality="signal",
-            in_channels=2,
-            channels=64,
+            modality_fields=SignalModel(in_channels=2, channels=64),
             context_dim=64,
             num_offsets=6,
             num_negatives=32,

@@ -1,10 +1,17 @@
 """The run configuration: a pure schema (dataclasses, YAML, value ranges) and the presets.
 
 Nothing here knows a model, a data set or a file format: the modalities a config may
-name, and the checks that need their code, are registered by :mod:`cpc.data.registry`.
+name, their own ``model.*``/``data.*`` keys and the checks that need their code are
+registered by :mod:`cpc.data.registry`.
 """
 
-from cpc.config.modalities import Modality, known_modalities, modality, register_modality
+from cpc.config.modalities import (
+    Modality,
+    NoFields,
+    known_modalities,
+    modality,
+    remove_modality,
+)
 from cpc.config.schema import (
     Config,
     DataConfig,
@@ -14,6 +21,7 @@ from cpc.config.schema import (
     apply_overrides,
     load_config,
     parse_yaml,
+    register_modality,
     save_config,
 )
 from cpc.errors import ConfigError
@@ -24,6 +32,7 @@ __all__ = [
     "DataConfig",
     "Modality",
     "ModelConfig",
+    "NoFields",
     "OptimConfig",
     "RunConfig",
     "apply_overrides",
@@ -32,5 +41,6 @@ __all__ = [
     "modality",
     "parse_yaml",
     "register_modality",
+    "remove_modality",
     "save_config",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from cpc.errors import ConfigError
@@ -68,15 +68,14 @@ def _fmt(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else f"{bound:g}"
 
 
-# Every numeric field of every section. A rule whose field does not exist is a bug that
-# tests/test_bad_input.py catches, so renaming a field cannot silently drop its check.
+#: Sanity bounds for a modality's own fields (:func:`ranged`): widths and depths.
+WIDTH = Range(1, _WIDTH)
+DEPTH = Range(0, _LAYERS)
+
+# Every numeric field of the sections' common parts. A rule whose field does not exist is a
+# bug that tests/test_bad_input.py catches, so renaming a field cannot silently drop its
+# check. A modality's own fields carry their rule with them (:func:`ranged`).
 RULES: dict[str, Range] = {
-    "model.sample_rate": Range(1, 1_000_000),
-    "model.in_channels": Range(1, _WIDTH),
-    "model.channels": Range(1, _WIDTH),
-    "model.kernels": Range(1, _WIDTH),
-    "model.strides": Range(1, _WIDTH),
-    "model.padding": Range(0, _WIDTH),
     "model.context_dim": Range(1, _WIDTH),
     "model.context_layers": Range(1, _LAYERS),
     "model.k_min": Range(1, 4096),
@@ -84,18 +83,11 @@ RULES: dict[str, Range] = {
     "model.num_negatives": Range(1, 1_000_000),
     "model.temperature": Range(0, 1e6, open_low=True),
     "model.sequence_fraction": Range(0, 1),
-    "model.patch_size": Range(1, _WIDTH),
-    "model.patch_stride": Range(1, _WIDTH),
-    "model.widths": Range(1, _WIDTH),
-    "model.blocks": Range(0, _LAYERS),
-    "model.dim": Range(1, _WIDTH),
     "data.val_fraction": Range(0, 1),  # 1 itself is refused by DataConfig
     "data.window": Range(1, 2**40),
     "data.batch_size": Range(1, 2**20),
     "data.groups_per_batch": Range(1, 2**20),
     "data.num_workers": Range(0, 1024),
-    "data.rate": Range(0, 1e9, open_low=True),
-    "data.image_size": Range(1, _WIDTH),
     "optim.lr": Range(0, 1e3),
     "optim.min_lr": Range(0, 1e3),
     "optim.weight_decay": Range(0, 1e3),
@@ -113,6 +105,25 @@ RULES: dict[str, Range] = {
     "run.max_time": Range(0, 1e12),
 }
 
+#: The metadata key of a field's rule (:func:`ranged`).
+RANGE = "cpc.range"
+
+
+def ranged(rule: Range, default: Any = None) -> Any:
+    """A dataclass field whose values :func:`check_section` checks against ``rule``.
+
+    For a modality's own fields (``sample_rate: int | None = ranged(Range(1, 10**6))``):
+    the rule travels with the field, so the recipe that declares it owns its range too.
+    """
+    return field(default=default, metadata={RANGE: rule})
+
+
+def rule_of(section: str, f: Any) -> Range | None:
+    """The range of field ``f`` of ``section``: its own (:func:`ranged`), else :data:`RULES`."""
+    own = f.metadata.get(RANGE)
+    return own if own is not None else RULES.get(f"{section}.{f.name}")
+
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 6, 6
 _REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
@@ -129,13 +140,16 @@ def short(value: Any) -> str:
 def check_section(name: str, section: Any) -> None:
     """Range-check every numeric field of one config section (a dataclass).
 
+    ``section`` is a section's common part or a modality's own part: each field's rule
+    is its own (:func:`ranged`) or the one :data:`RULES` holds for ``name.field``.
+
     Raises:
         ConfigError: Naming ``section.key``, the value and the allowed range.
 
     """
     assert is_dataclass(section)
     for f in fields(section):
-        rule = RULES.get(f"{name}.{f.name}")
+        rule = rule_of(name, f)
         value = getattr(section, f.name)
         if rule is None or value is None:
             continue

@@ -13,11 +13,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
-from cpc.config.modalities import modality
+from cpc.config.modalities import Modality, add_modality, modality
 from cpc.config.presets import preset_names, preset_text
 from cpc.config.ranges import check_group_from, check_section, short
 from cpc.errors import ConfigError
@@ -25,90 +25,95 @@ from cpc.errors import ConfigError
 _MAX_CONFIG_BYTES = 1 << 20
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class ModelConfig:
-    """The model: which builder and its flat arguments (see :mod:`cpc.models.builders`).
+    """The model: which builder, its head settings and the modality's own arguments.
 
-    Every field but ``modality`` defaults to None, meaning "the builder's default" (and
-    the builder's default head, :class:`~cpc.models.builders.HeadSettings`), so a config
-    naming only ``modality: image`` builds exactly ``cpc_image()``. A field the
-    modality's builder does not take is ignored.
+    The common part is the modality's name and the head settings every builder shares
+    (:class:`~cpc.models.builders.HeadSettings`: context, predictor, loss); the rest
+    (``model.sample_rate``, ``model.patch_size``...) belongs to the modality's recipe,
+    which declares it as a small dataclass (:attr:`modality_fields`). In YAML and in
+    :meth:`to_dict` every key is flat. Every field but ``modality`` defaults to None,
+    meaning "the builder's default", so a config naming only ``modality: image`` builds
+    exactly ``cpc_image()``.
     """
 
     modality: str = "audio"
     """Which recipe and builder: ``audio`` (``cpc_audio``), ``signal`` (``cpc_signal``),
     ``image`` (``cpc_image``), or any modality registered with
     :func:`cpc.data.registry.register`."""
-    frontend: Literal["waveform", "logmel", "mfcc"] | None = None
-    """Audio only: raw waveform convolutions (default) or a spectral front-end."""
-    sample_rate: int | None = None
-    """Audio only: the model's rate (16000); data at other rates is resampled to it."""
-    in_channels: int | None = None
-    """Signals and images: input channels."""
-    channels: int | None = None
-    """Width of the 1-D encoder (CPC paper: 512)."""
-    kernels: list[int] | None = None
-    strides: list[int] | None = None
-    norm: Literal["layer", "layer_unbiased", "batch", "none"] | None = None
-    """Per-step norm of the 1-D encoder; ``layer_unbiased`` is CPC_audio's (imports)."""
-    padding: list[int] | None = None
-    """Waveform/signal encoder: zeros on both sides of each layer's input (CPC_audio:
-    [3, 2, 1, 1, 1]); None: unpadded (this package's default)."""
     context: Literal["gru", "lstm", "transformer", "conv", "masked_conv"] | None = None
+    """Context network (causal along the prediction axis)."""
     context_dim: int | None = None
+    """Width of the context network."""
     context_layers: int | None = None
+    """Depth of the context network."""
     k_min: int | None = None
     """First prediction offset; None: 1 for sequences, 2 for overlapping patches."""
     num_offsets: int | None = None
+    """Offsets scored: ``k_min .. k_min + num_offsets - 1``."""
     num_negatives: int | None = None
+    """Candidates drawn per anchor (sampled negative modes)."""
     negatives: Literal["batch", "sequence", "mixed", "all"] | None = None
+    """Where negatives come from: the whole batch, the anchor's own sequence, both
+    (``mixed``), or every target of the batch (a full softmax)."""
     sequence_fraction: float | None = None
     """``negatives=mixed``: the share of negatives drawn from the anchor's own sequence
     (the rest from the whole batch); the builder's default is 0.5."""
     temperature: float | None = None
+    """Score temperature."""
     predictor: Literal["linear", "mlp", "transformer"] | None = None
     """Prediction head: the paper's linear ``W_k``, an MLP per offset, or one causal
     Transformer layer before the linear maps (CPC_audio's ``rnnMode=transformer``)."""
     gather_distributed: bool | None = None
     """Draw negatives from every process's batch under torchrun."""
-    patch_size: int | None = None
-    """Images only: patch size and stride in pixels (CPC v2: 64 on a stride of 32)."""
-    patch_stride: int | None = None
-    widths: list[int] | None = None
-    blocks: int | None = None
-    dim: int | None = None
-    """Images only: latent size of a patch."""
+    modality_fields: Any = None
+    """The modality's own ``model.*`` settings: an instance of the dataclass its recipe
+    registered (:attr:`cpc.config.Modality.model_fields`); None: its defaults. Read it
+    typed with :meth:`fields_as`."""
 
     def __post_init__(self) -> None:
         check_section("model", self)
-        if (
-            self.kernels is not None
-            and self.strides is not None
-            and len(self.kernels) != len(self.strides)
-        ):
-            raise ConfigError(
-                f"model.kernels {self.kernels} and model.strides {self.strides} "
-                "need one entry per layer"
-            )
+        if not isinstance(self.modality, str):
+            raise ConfigError(f"model.modality must be a string, got {short(self.modality)}")
+        own = modality(self.modality).model_fields
+        self.modality_fields = _own_part("model", self.modality, own, self.modality_fields)
         if self.k_min is not None and self.k_min < 1:
             raise ConfigError(f"model.k_min must be >= 1, got {self.k_min}")
 
+    def fields_as(self, kind: type[T]) -> T:
+        """The modality's own settings as ``kind`` (its recipe's dataclass).
+
+        Raises:
+            ConfigError: They are not a ``kind`` (a config of another modality).
+
+        """
+        return _typed_part("model", self.modality_fields, kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of every key, common and the modality's own (JSON/YAML-safe)."""
+        return _flat(self)
+
     def given(self) -> dict[str, Any]:
-        """The fields set (not None) other than ``modality``: the builder's arguments."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "modality" and getattr(self, f.name) is not None
-        }
+        """The keys set (not None) other than ``modality``: the builder's arguments."""
+        return {k: v for k, v in self.to_dict().items() if k != "modality" and v is not None}
 
 
 @dataclass
 class DataConfig:
-    """Where the training data comes from and how batches are cut."""
+    """Where the training data comes from and how batches are cut.
+
+    Keys that only one modality reads (``data.image_size``, ``data.normalize``...)
+    belong to its recipe (:attr:`modality_fields`); in YAML they sit flat beside these.
+    """
 
     kind: str | None = None
-    """Older configs' name of the modality; None: ``model.modality`` (they must agree).
-    The config names the modality once, in ``model.modality``."""
+    """The modality again, as older configs wrote it; None: ``model.modality``. Saved
+    configs keep writing it for older readers; when given it must agree with
+    ``model.modality``, which is where a config names its modality."""
     train: str = ""
     """Audio/signals: a folder (searched recursively) or a CSV/TSV manifest with a
     ``path`` column. Images: an image folder, or ``idx:DIR`` for MNIST-style IDX files
@@ -126,11 +131,13 @@ class DataConfig:
     ``webdataset`` (tar shards, ``shards-{000000..000127}.tar``). Signals take
     ``folder``, ``manifest`` and ``fairseq``. See :mod:`cpc.data.formats`."""
     val_fraction: float = 0.0
+    """Share of the training files held out for validation when ``val`` is empty."""
     window: int = 20480
     """Training window in input samples (CPC paper: 20480 = 1.28 s at 16 kHz)."""
     short_clips: Literal["pad", "skip"] = "pad"
     """Clips shorter than the window: zero-padded and masked, or skipped (reported)."""
     batch_size: int = 8
+    """Items per batch (per process under torchrun)."""
     group_by: Literal["none", "speaker"] = "none"
     """``speaker``: batches from few speakers/writers (same-group negatives)."""
     group_from: str = "auto"
@@ -139,24 +146,15 @@ class DataConfig:
     ``parent``, ``grandparent`` (LibriSpeech/LibriLight: ``speaker/chapter/file``),
     ``regex:PATTERN`` (first capture group, searched in the path) or ``column:NAME``."""
     groups_per_batch: int = 1
+    """With ``group_by: speaker``: groups that share a batch."""
     num_workers: int = 0
+    """DataLoader worker processes."""
     strict: bool = False
     """Raise on the first bad file instead of reporting and skipping it."""
-    channels: list[str] | None = None
-    """Signals: channel names to keep (None: those of the first file)."""
-    normalize: Literal["file", "dataset", "none"] = "file"
-    """Signals: per-channel z-score per file or over the training set."""
-    rate: float | None = None
-    """Signals: resample to this rate (Hz) using the file's time stamps."""
-    image_size: int = 256
-    """Images: crop size (CPC v2: 256, giving a 7x7 grid of 64-pixel patches)."""
-    augment: bool = True
-    """Images: CPC v2's random crops and colour augmentations of training images."""
-    wave_augment: list[Literal["pitch", "bandreject", "noise", "reverb"]] = field(
-        default_factory=list
-    )
-    """Audio only: time-domain augmentations of the training windows (Kharitonov et al.
-    2021), e.g. ``[pitch, reverb, noise]``; none by default. See :mod:`cpc.data.augment`."""
+    modality_fields: Any = None
+    """The modality's own ``data.*`` settings: an instance of the dataclass its recipe
+    registered (:attr:`cpc.config.Modality.data_fields`), filled by
+    :class:`Config` from ``model.modality``. Read it typed with :meth:`fields_as`."""
 
     def __post_init__(self) -> None:
         check_section("data", self)
@@ -165,8 +163,86 @@ class DataConfig:
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
         check_group_from(self.group_from)
-        if len(set(self.wave_augment)) != len(self.wave_augment):
-            raise ConfigError(f"data.wave_augment lists an op twice: {self.wave_augment}")
+        if self.modality_fields is not None:
+            check_section("data", self.modality_fields)
+
+    def fields_as(self, kind: type[T]) -> T:
+        """The modality's own settings as ``kind`` (its recipe's dataclass).
+
+        Raises:
+            ConfigError: They are not a ``kind`` (a config of another modality).
+
+        """
+        return _typed_part("data", self.modality_fields, kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict of every key, common and the modality's own (JSON/YAML-safe)."""
+        return _flat(self)
+
+
+def _own_part(section: str, name: str, kind: type, value: Any) -> Any:
+    """``value`` (None: ``kind()``) checked to be a ``kind`` and range-checked."""
+    part = kind() if value is None else value
+    if not isinstance(part, kind):
+        raise ConfigError(
+            f"{section} fields of modality {name!r} must be a {kind.__name__}, "
+            f"got {type(part).__name__}"
+        )
+    check_section(section, part)
+    return part
+
+
+def _typed_part(section: str, part: Any, kind: type[T]) -> T:
+    if not isinstance(part, kind):
+        raise ConfigError(
+            f"the {section} fields of this config are a {type(part).__name__}, "
+            f"not a {kind.__name__}: a config of another modality?"
+        )
+    return part
+
+
+def _flat(section: Any) -> dict[str, Any]:
+    """A section as one flat dict: its common keys, then the modality's own."""
+    out = dataclasses.asdict(section)
+    own = out.pop("modality_fields")
+    return {**out, **(own or {})}
+
+
+def _common_keys(kind: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(kind)}
+
+
+def register_modality(entry: Modality) -> None:
+    """Make ``entry.name`` a valid ``model.modality``, with its own ``model``/``data`` keys.
+
+    Raises:
+        TypeError: Its fields are not dataclasses with defaults, or a key of theirs is a
+            common key already.
+
+    """
+    add_modality(entry, {"model": _common_keys(ModelConfig), "data": _common_keys(DataConfig)})
+
+
+#: Keys that the schema held for every modality before each recipe owned its own, and
+#: their defaults then. Every config saved then holds them all; a modality that does not
+#: own one reads it as absent when it has that default (a saved config: whatever its
+#: value, as the code of the time ignored it). Historical: never add to it.
+LEGACY_KEYS: dict[str, dict[str, Any]] = {
+    "model": dict.fromkeys(
+        (
+            "frontend sample_rate in_channels channels kernels strides norm padding "
+            "patch_size patch_stride widths blocks dim"
+        ).split()
+    ),
+    "data": {
+        "channels": None,
+        "normalize": "file",
+        "rate": None,
+        "image_size": 256,
+        "augment": True,
+        "wave_augment": [],
+    },
+}
 
 
 @dataclass
@@ -245,15 +321,30 @@ class Config:
                 f"model.modality={self.model.modality!r} does not match "
                 f"data.kind={self.data.kind!r}"
             )
-        modality(self.model.modality).check(self)
+        entry = modality(self.model.modality)
+        self.data.modality_fields = _own_part(
+            "data", entry.name, entry.data_fields, self.data.modality_fields
+        )
+        entry.check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON/YAML-safe)."""
-        return dataclasses.asdict(self)
+        """Plain nested dict of flat sections (JSON/YAML-safe): what YAML files hold."""
+        return {
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+            "optim": dataclasses.asdict(self.optim),
+            "run": dataclasses.asdict(self.run),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Build and validate from a nested dict; unknown keys are errors."""
+    def from_dict(cls, data: dict[str, Any], saved: bool = False) -> Config:
+        """Build and validate from a nested dict; unknown keys are errors.
+
+        The keys of ``model`` and ``data`` are those common to every modality and those
+        of the modality ``model.modality`` names. ``saved``: the dict comes from a
+        checkpoint, whose older configs may hold other modalities' keys of the time
+        (:data:`LEGACY_KEYS`), ignored then and dropped here.
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
         sections = {f.name: f for f in dataclasses.fields(cls)}
@@ -263,36 +354,68 @@ class Config:
                 f"unknown config section(s) {sorted(map(short, unknown))}; "
                 f"allowed: {sorted(sections)}"
             )
-        built = {}
-        for name in sections:
-            section_type = typing.get_type_hints(cls)[name]
-            values = data.get(name)
-            built[name] = _build_section(name, section_type, {} if values is None else values)
+        values = {name: {} if data.get(name) is None else data[name] for name in sections}
+        for name, section in values.items():
+            if not isinstance(section, dict):
+                raise ConfigError(f"section '{name}' must be a mapping, got {short(section)}")
+        name = check_value("model.modality", str, values["model"].get("modality", "audio"))
+        entry = modality(name)
+        hints = typing.get_type_hints(cls)
+        built = {
+            "model": _build_section("model", ModelConfig, values["model"], entry, saved),
+            "data": _build_section("data", DataConfig, values["data"], entry, saved),
+        }
+        for other in ("optim", "run"):
+            built[other] = _build_section(other, hints[other], values[other])
         return cls(**built)
 
 
-def _build_section(name: str, kind: type, values: dict[str, Any]) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"section '{name}' must be a mapping, got {short(values)}")
-    hints = typing.get_type_hints(kind)
-    fields = {f.name for f in dataclasses.fields(kind)}
+def _build_section(
+    name: str,
+    kind: type,
+    values: dict[str, Any],
+    entry: Modality | None = None,
+    saved: bool = False,
+) -> Any:
+    """One section from its flat keys: the common ones, and the modality's own into its
+    dataclass (``entry``'s ``model_fields`` or ``data_fields``).
+    """
+    own_kind = getattr(entry, f"{name}_fields") if entry is not None else None
+    places = {f.name: kind for f in dataclasses.fields(kind) if f.name != "modality_fields"}
+    if own_kind is not None:
+        places.update({f.name: own_kind for f in dataclasses.fields(own_kind)})
+    parts: dict[type, dict[str, Any]] = {kind: {}, own_kind or kind: {}}
     for key, value in values.items():
-        if key not in fields:
+        place = places.get(key) if isinstance(key, str) else None
+        if place is not None:
+            hint = typing.get_type_hints(place)[key]
+            parts[place][key] = check_value(f"{name}.{key}", hint, value)
+        elif not _legacy(name, key, value, saved):
+            whose = f" for modality {entry.name!r}" if entry is not None else ""
             raise ConfigError(
-                f"unknown key '{name}.{key if isinstance(key, str) else short(key)}'; "
-                f"allowed keys: {sorted(fields)}"
+                f"unknown key '{name}.{key if isinstance(key, str) else short(key)}'{whose}; "
+                f"allowed keys: {sorted(places)}"
             )
-        values[key] = _check(f"{name}.{key}", hints[key], value)
     try:
-        return kind(**values)
+        if own_kind is None:
+            return kind(**parts[kind])
+        return kind(**parts[kind], modality_fields=own_kind(**parts[own_kind]))
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"section '{name}': {err}") from err
 
 
-def _check(key: str, hint: Any, value: Any) -> Any:
-    """Check (and gently coerce) ``value`` against the type ``hint``."""
+def _legacy(section: str, key: Any, value: Any, saved: bool) -> bool:
+    """Whether ``key`` is another modality's key of the older shared schema, to drop."""
+    defaults = LEGACY_KEYS.get(section, {})
+    if not isinstance(key, str) or key not in defaults:
+        return False
+    return saved or value == defaults[key]
+
+
+def check_value(key: str, hint: Any, value: Any) -> Any:
+    """Check (and gently coerce) ``value`` against the type ``hint``; errors name ``key``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -302,7 +425,7 @@ def _check(key: str, hint: Any, value: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _check(key, arg, value)
+                return check_value(key, arg, value)
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError("; ".join(errors))
@@ -313,7 +436,7 @@ def _check(key: str, hint: Any, value: Any) -> Any:
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key} must be a list, got {short(value)}")
-        return [_check(f"{key}[{i}]", args[0], v) for i, v in enumerate(value)]
+        return [check_value(f"{key}[{i}]", args[0], v) for i, v in enumerate(value)]
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {short(value)}")

@@ -1,7 +1,8 @@
 """Data layer: one recipe per modality, one window data set, collate, grouped sampling.
 
 :mod:`cpc.data.registry` maps a modality name to its recipe (:mod:`cpc.data.recipes`,
-the interface in :mod:`cpc.data.recipe`); :mod:`cpc.data.windows` holds the window and
+the interface in :mod:`cpc.data.recipe`: a :class:`Recipe` owns its modality's config
+keys and its :class:`Facts`); :mod:`cpc.data.windows` holds the window and
 whole-file data sets shared by audio and signals over the
 :class:`~cpc.data.windows.Source` protocol. Every data set follows the bad-input policy
 of :mod:`cpc.data.errors`: unusable files are reported and skipped (or raise with
@@ -29,7 +30,7 @@ from cpc.data.audio import (
 )
 from cpc.data.collate import pad_collate
 from cpc.data.errors import SkipReport
-from cpc.data.recipe import DataInfo
+from cpc.data.recipe import DataInfo, Facts, Recipe
 from cpc.data.records import Record
 from cpc.data.samplers import GroupedBatchSampler
 from cpc.data.signal_io import Signal, read_signal
@@ -52,8 +53,10 @@ __all__ = [
     "DataError",
     "DataInfo",
     "EmptyDatasetError",
+    "Facts",
     "FileDataset",
     "GroupedBatchSampler",
+    "Recipe",
     "Record",
     "Signal",
     "SignalFileDataset",

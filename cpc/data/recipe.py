@@ -4,6 +4,8 @@ A recipe (one module per modality in :mod:`cpc.data.recipes`, found through
 :mod:`cpc.data.registry`) turns a config into everything the rest of the package needs
 and knows nothing modality-free code should know:
 
+- its own config keys (:attr:`Recipe.model_fields`, :attr:`Recipe.data_fields`) and
+  data facts (:attr:`Recipe.facts`, the modality's part of :class:`DataInfo`);
 - :meth:`Recipe.build_model`: the model, through the modality's builder;
 - :meth:`Recipe.datasets`: training and validation sets, their collate and a
   :class:`DataInfo`;
@@ -18,18 +20,19 @@ from __future__ import annotations
 
 import inspect
 import logging
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 
-from cpc.config.ranges import Range, short
+from cpc.config import NoFields
+from cpc.config.ranges import check_section, short
+from cpc.config.schema import check_value
 from cpc.data.errors import SkipReport
 from cpc.data.records import Record
-from cpc.data.signals import ChannelStats
 from cpc.errors import ConfigError, EmptyDatasetError
-from cpc.models.builders import HEAD_FIELDS
 
 if TYPE_CHECKING:
     from cpc.config import Config, DataConfig, ModelConfig
@@ -42,49 +45,100 @@ Collate = Callable[[Sequence[Any]], dict[str, Any]]
 
 
 @dataclass
+class Facts:
+    """A recipe's own facts about its data (this base: none); saved in every checkpoint.
+
+    A recipe subclasses it as a dataclass of JSON values, each with a default (what an
+    older checkpoint that lacks it means) and, for numbers, an allowed range
+    (:func:`cpc.config.ranges.ranged`); :meth:`from_dict` checks what a checkpoint says
+    against the field types and ranges, so a damaged or crafted ``meta.json`` is refused.
+    """
+
+    @property
+    def seconds_per_sample(self) -> float | None:
+        """Input seconds per sample, when the input has a known rate (this base: None)."""
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict, flat beside the shared facts in ``meta.json``'s ``data``."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read this recipe's keys of a checkpoint's ``data`` dict (others are ignored).
+
+        Raises:
+            ConfigError: A value of the wrong type or range, named ``data.key``.
+
+        """
+        hints = typing.get_type_hints(cls)
+        values = {
+            f.name: check_value(f"data.{f.name}", hints[f.name], data[f.name])
+            for f in fields(cls)
+            if data.get(f.name) is not None
+        }
+        facts = cls(**values)
+        check_section("data", facts)
+        return facts
+
+
+F = TypeVar("F", bound=Facts)
+
+#: Keys of ``meta.json``'s ``data`` that :class:`DataInfo` itself holds.
+SHARED_FACTS = ("kind", "modality", "groups")
+
+
+@dataclass
 class DataInfo:
     """Facts about a run's data that using its model needs; saved in every checkpoint.
 
+    The shared part is here; what one modality alone knows (audio's sample rate, a
+    signal's channels and statistics, an image's size) is its recipe's :class:`Facts`.
+
     Attributes:
         modality: The recipe's name.
-        sample_rate: Audio: the rate every file was resampled to.
-        rate: Signals: the resampling rate in Hz, or None (recorded points).
-        channels: Signals: channel names kept, in order.
-        normalize: Signals: ``file``, ``none`` or ``dataset``.
-        stats: Signals: per-channel statistics of ``normalize="dataset"``.
-        image_size: Images: the crop size.
-        in_channels: Images: channels the model takes.
+        facts: The recipe's own facts (an instance of :attr:`Recipe.facts`).
         groups: Speaker/writer names of the training set (a batch's ``group`` indexes it).
 
     """
 
     modality: str
-    sample_rate: int | None = None
-    rate: float | None = None
-    channels: list[str] | None = None
-    normalize: str | None = None
-    stats: ChannelStats | None = None
-    image_size: int | None = None
-    in_channels: int | None = None
+    facts: Facts = field(default_factory=Facts)
     groups: list[str] = field(default_factory=list)
 
     @property
     def seconds_per_sample(self) -> float | None:
         """Input seconds per sample, when the input has a known rate."""
-        rate = self.sample_rate or self.rate
-        return 1.0 / rate if rate else None
+        return self.facts.seconds_per_sample
+
+    def facts_as(self, kind: type[F]) -> F:
+        """The recipe's facts as ``kind``.
+
+        Raises:
+            ConfigError: They are not a ``kind`` (facts of another modality).
+
+        """
+        if not isinstance(self.facts, kind):
+            raise ConfigError(
+                f"data facts of {self.modality!r} are a {type(self.facts).__name__}, "
+                f"not a {kind.__name__}"
+            )
+        return self.facts
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (``kind`` repeats ``modality`` for older readers)."""
-        return {"kind": self.modality, **asdict(self)}
+        """Flat JSON-safe dict (``kind`` repeats ``modality`` for older readers)."""
+        shared = {"kind": self.modality, "modality": self.modality}
+        return {**shared, **self.facts.to_dict(), "groups": list(self.groups)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], modality: str) -> DataInfo:
-        """Read :meth:`to_dict` output, or the untyped dict of older checkpoints.
+        """Read :meth:`to_dict` output, or the flat dict of older checkpoints.
 
-        The dict comes from a checkpoint (untrusted): every value is checked, and
-        normalisation statistics must be finite with positive deviations, so a damaged
-        or crafted file is refused instead of scaling features by garbage.
+        The dict comes from a checkpoint (untrusted): the facts of ``modality``'s recipe
+        are checked by type and range (:meth:`Facts.from_dict`), and a fact of another
+        registered modality that this one does not use must still be a value that one
+        would accept, so a damaged or crafted file is refused instead of scaling
+        features by garbage.
 
         Raises:
             ConfigError: A value of the wrong type or range, named ``data.key``.
@@ -92,56 +146,40 @@ class DataInfo:
         """
         if not isinstance(data, dict):
             _refuse("data", data, "a mapping of data facts")
-        known = {f for f in cls.__dataclass_fields__ if f != "modality"}
-        values = {k: v for k, v in (data or {}).items() if k in known}
-        _check_facts(values)
-        if values.get("stats") is not None:
-            values["stats"] = ChannelStats.from_dict(values["stats"])
-        return cls(modality=str(data.get("modality", data.get("kind", modality))), **values)
+        groups = data.get("groups")
+        if groups is not None and not (
+            isinstance(groups, list) and all(isinstance(g, str) for g in groups)
+        ):
+            _refuse("data.groups", groups, "a list of names")
+        own = RECIPES[modality].facts if modality in RECIPES else Facts
+        try:
+            facts = own.from_dict(data)
+            _check_foreign(data, own)
+        except ConfigError as err:
+            raise ConfigError(f"{err} (in the checkpoint's data facts)") from None
+        name = str(data.get("modality", data.get("kind", modality)))
+        return cls(name, facts, list(groups or []))
+
+
+def _check_foreign(data: dict[str, Any], own: type[Facts]) -> None:
+    """Refuse a fact that ``own`` does not read when no recipe that has it accepts it."""
+    mine = {f.name for f in fields(own)} | set(SHARED_FACTS)
+    for key, value in data.items():
+        if key in mine or value is None:
+            continue
+        owners = [r.facts for r in RECIPES.values() if key in {f.name for f in fields(r.facts)}]
+        errors = []
+        for owner in owners:
+            try:
+                owner.from_dict({key: value})
+            except ConfigError as err:
+                errors.append(err)
+        if owners and len(errors) == len(owners):
+            raise errors[0]
 
 
 def _refuse(key: str, value: Any, want: str) -> None:
     raise ConfigError(f"{key}={short(value)} in the checkpoint's data facts: need {want}")
-
-
-def _numbers(key: str, value: Any, rule: Range) -> None:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and rule.problem(v) is None
-        for v in value
-    ):
-        _refuse(key, value, f"a list of numbers {rule.describe()}")
-
-
-def _check_facts(values: dict[str, Any]) -> None:
-    """Types and ranges of :class:`DataInfo` fields read from a checkpoint."""
-    scalars = {
-        "sample_rate": Range(1, 1_000_000),
-        "rate": Range(0, 1e9, open_low=True),
-        "image_size": Range(1, 65_536),
-        "in_channels": Range(1, 65_536),
-    }
-    for key, rule in scalars.items():
-        value = values.get(key)
-        if value is not None:
-            _numbers(f"data.{key}", [value], rule)
-    for key in ("channels", "groups"):
-        value = values.get(key)
-        if value is not None and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            _refuse(f"data.{key}", value, "a list of names")
-    if values.get("normalize") not in (None, "file", "none", "dataset"):
-        _refuse("data.normalize", values["normalize"], "file, none or dataset")
-    stats = values.get("stats")
-    if stats is None:
-        return
-    if not isinstance(stats, dict) or not isinstance(stats.get("channels"), list):
-        _refuse("data.stats", stats, "channels, mean and std")
-    count = len(stats["channels"])
-    _numbers("data.stats.mean", stats.get("mean"), Range(-1e30, 1e30))
-    _numbers("data.stats.std", stats.get("std"), Range(0, 1e30, open_low=True))
-    if not len(stats["mean"]) == len(stats["std"]) == count:
-        _refuse("data.stats", stats, f"{count} means and deviations, one per channel")
 
 
 class TrainSet(Protocol):
@@ -226,30 +264,38 @@ class DataSplits:
 
 
 class Recipe:
-    """Base of the modality recipes; subclasses set :attr:`name` and :attr:`builder`."""
+    """Base of the modality recipes: a modality is one subclass, passed to
+    :func:`cpc.data.registry.register`.
+
+    A subclass sets :attr:`name` and :attr:`builder`, declares what the modality owns
+    (its ``model.*`` and ``data.*`` keys, its :class:`Facts`) and implements
+    :meth:`datasets` and :meth:`file_dataset`.
+    """
 
     name: str
     builder: Callable[..., CPCModel]
+    model_fields: type = NoFields
+    """Dataclass of the modality's own ``model.*`` keys: the builder's arguments other
+    than the head settings (see :class:`cpc.config.Modality`)."""
+    data_fields: type = NoFields
+    """Dataclass of the modality's own ``data.*`` keys."""
+    facts: type[Facts] = Facts
+    """The modality's part of the :class:`DataInfo` saved in checkpoints."""
     length_field: str = "window"
-    """The ``data`` field that is a training item's length along the prediction axis."""
+    """The ``data`` key that is a training item's length along the prediction axis."""
     length_unit: str = "samples"
-    """What that field counts, for messages."""
+    """What that key counts, for messages."""
     layout: Literal["sequence", "grid"] = "sequence"
     """How ``cpc extract`` writes an item's features (:func:`cpc.features.extract.extract_items`):
     one ``(steps, dim)`` array per file, or a grid of rows and columns per image."""
 
     def build_model(self, model: ModelConfig) -> CPCModel:
-        """The builder called with the config's set fields it takes (others ignored)."""
-        return self.builder(**self._accepted(model.given()))
-
-    def _accepted(self, given: dict[str, Any]) -> dict[str, Any]:
-        params = inspect.signature(self.builder).parameters
-        names = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} | set(HEAD_FIELDS)
-        return {k: v for k, v in given.items() if k in names}
+        """The builder called with every key the config sets (the rest: its defaults)."""
+        return self.builder(**model.given())
 
     def setting(self, model: ModelConfig, name: str) -> Any:
         """A model setting as built: the config's value, else the builder's default."""
-        value = getattr(model, name)
+        value = model.to_dict()[name]
         if value is not None:
             return value
         return inspect.signature(self.builder).parameters[name].default
@@ -264,6 +310,10 @@ class Recipe:
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
         """Whole files of ``source`` read as the training data was."""
         raise NotImplementedError
+
+
+#: Every registered recipe, by modality name (:func:`cpc.data.registry.register` fills it).
+RECIPES: dict[str, Recipe] = {}
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

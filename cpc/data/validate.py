@@ -33,7 +33,7 @@ def check_geometry(config: Config) -> None:
     model = check_model(config.model)
     recipe = get_recipe(config.model.modality)
     key, unit = recipe.length_field, recipe.length_unit
-    length = int(getattr(config.data, key))
+    length = int(config.data.to_dict()[key])
     steps = int(model.encoder.output_lengths(torch.tensor([length]))[0])
     if steps < 1:
         raise ConfigError(

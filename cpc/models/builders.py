@@ -28,6 +28,7 @@ ContextKind = Literal["gru", "lstm", "transformer", "conv", "masked_conv"]
 CONTEXTS: tuple[str, ...] = ("gru", "lstm", "transformer", "conv", "masked_conv")
 PredictorKind = Literal["linear", "mlp", "transformer"]
 PREDICTORS: tuple[str, ...] = ("linear", "mlp", "transformer")
+Frontend = Literal["waveform", "logmel", "mfcc"]
 
 
 def make_context(kind: str, in_dim: int, dim: int, num_layers: int = 1) -> Context:
@@ -63,7 +64,9 @@ class HeadSettings:
 
     Each builder has its own defaults (:data:`AUDIO_HEAD`, :data:`SIGNAL_HEAD`,
     :data:`IMAGE_HEAD`); pass a whole ``head=`` or override single fields by keyword
-    (``cpc_audio(context_dim=64)``).
+    (``cpc_audio(context_dim=64)``). A config sets them through the common keys of
+    :class:`cpc.config.ModelConfig` (same names; None there: the builder's default);
+    ``tests/data/test_recipes.py`` checks that the two lists agree.
 
     Attributes:
         context: Context network (:func:`make_context`).
@@ -127,8 +130,10 @@ def head_settings(
     return replace(head or default, **overrides)
 
 
-def _assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
-    """Context, predictor and loss of ``head`` around a built encoder."""
+def assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
+    """Context, predictor and loss of ``head`` around a built encoder (a new modality's
+    builder makes its encoder and calls this, as the shipped builders do).
+    """
     ctx = make_context(head.context, encoder.out_dim, head.context_dim, head.context_layers)
     predictor = make_predictor(head.predictor, ctx.out_dim, encoder.out_dim, head.num_offsets)
     loss = InfoNCE(
@@ -145,7 +150,7 @@ def _assemble(encoder: Encoder, head: HeadSettings, k_min: int) -> CPCModel:
 
 def cpc_audio(
     *,
-    frontend: Literal["waveform", "logmel", "mfcc"] = "waveform",
+    frontend: Frontend = "waveform",
     sample_rate: int = 16000,
     channels: int = 512,
     kernels: Sequence[int] | None = None,
@@ -192,7 +197,7 @@ def cpc_audio(
         )
     else:
         raise ValueError(f"frontend must be 'waveform', 'logmel' or 'mfcc', got {frontend!r}")
-    return _assemble(encoder, settings, settings.k_min or 1)
+    return assemble(encoder, settings, settings.k_min or 1)
 
 
 def cpc_audio_small(**overrides: object) -> CPCModel:
@@ -223,7 +228,7 @@ def cpc_signal(
     """
     settings = head_settings(SIGNAL_HEAD, head, **head_overrides)
     encoder = ConvEncoder(in_channels, channels, kernels, strides, norm, padding)
-    return _assemble(encoder, settings, settings.k_min or 1)
+    return assemble(encoder, settings, settings.k_min or 1)
 
 
 def cpc_image(
@@ -251,7 +256,7 @@ def cpc_image(
     if k_min is None:
         k_min = 2 if patch_stride < patch_size else 1
     encoder = PatchGridEncoder(in_channels, patch_size, patch_stride, widths, blocks, dim)
-    return _assemble(encoder, settings, k_min)
+    return assemble(encoder, settings, k_min)
 
 
 def cpc_image_small(in_channels: int = 1, **overrides: object) -> CPCModel:

@@ -238,7 +238,7 @@ def build_data(config: Config, model: CPCModel, rank: int = 0, world_size: int =
 
     """
     data, seed = config.data, config.run.seed
-    splits = get_recipe(data.kind).datasets(config, model.min_input_length)
+    splits = get_recipe(config.model.modality).datasets(config, model.min_input_length)
     train, val = splits.train, splits.val
     if isinstance(train, StreamSet):
         return _streamed_data(config, splits, rank, world_size)

@@ -12,16 +12,20 @@ import torch
 
 import cpc
 from cpc.checkpoints.store import TrainState, save_checkpoint
-from cpc.config import Config, ModelConfig
+from cpc.config import Config
 from cpc.data.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"channels": 16, "context_dim": 8, "kernels": [10, 8, 4], "strides": [5, 4, 2]}
 
 
+def small_config(**extra) -> Config:
+    return Config.from_dict({"model": {**SMALL, "num_offsets": 2, **extra}})
+
+
 def small_model(**extra) -> cpc.CPCModel:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**SMALL, num_offsets=2, **extra))
+    model = build_model(small_config(**extra).model)
     for p in model.parameters():  # nothing left at its initial value
         torch.nn.init.normal_(p, std=0.3)
     return model.eval()
@@ -47,7 +51,7 @@ def test_round_trip_is_exact(tmp_path, extra):
 
 def test_card_and_config_carry_training_config_and_data_facts(tmp_path):
     model = small_model()
-    config = Config(model=ModelConfig(**SMALL, num_offsets=2))
+    config = small_config()
     config.optim.max_steps = 777
     opt = torch.optim.AdamW(model.parameters())
     facts = {"rate": 16000, "files": 12}

@@ -20,6 +20,7 @@ from cpc.data.augment import (
     reverberate,
     room_response,
 )
+from cpc.data.recipes.audio import AudioData
 
 RATE = 16000
 
@@ -130,7 +131,8 @@ def test_config_names_a_bad_op(tmp_path: Path):
         load_config(None, ["data.wave_augment=[noise, echo]"])
     with pytest.raises(ConfigError, match="twice"):
         load_config(None, ["data.wave_augment=[noise, noise]"])
-    assert load_config(None, ["data.wave_augment=[pitch, reverb]"]).data.wave_augment == [
+    data = load_config(None, ["data.wave_augment=[pitch, reverb]"]).data
+    assert data.fields_as(AudioData).wave_augment == [
         "pitch",
         "reverb",
     ]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cpc.config import ModelConfig
+from cpc.data.recipes.audio import AudioModel
 from cpc.data.registry import build_model
 from cpc.models.builders import make_predictor
 from cpc.models.transformer_head import TransformerHead
@@ -35,7 +36,10 @@ def test_head_positions_do_not_mix():
 
 
 def test_selected_by_config_and_builder():
-    config = ModelConfig(channels=16, context_dim=16, num_offsets=3, predictor="transformer")
+    encoder = AudioModel(channels=16)
+    config = ModelConfig(
+        modality_fields=encoder, context_dim=16, num_offsets=3, predictor="transformer"
+    )
     model = build_model(config)
     assert isinstance(model.predictor, TransformerHead)
     assert model.predictor.num_offsets == 3

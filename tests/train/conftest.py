@@ -52,10 +52,19 @@ def write_wavs(
     return folder
 
 
-def tiny_config(train_dir: str | Path, out_dir: Path, *overrides: str) -> Config:
-    """A fast audio run: 1024-sample windows, batches of 4, a few steps."""
+#: The common (head) keys of TINY_MODEL: what a tiny model of any modality can take.
+TINY_HEAD = ["model.context_dim=16", "model.num_offsets=4", "model.num_negatives=8"]
+
+
+def tiny_config(
+    train_dir: str | Path, out_dir: Path, *overrides: str, model: list[str] = TINY_MODEL
+) -> Config:
+    """A fast audio run: 1024-sample windows, batches of 4, a few steps.
+
+    ``model``: the model keys (another modality: :data:`TINY_HEAD` and its own keys).
+    """
     base = [
-        *TINY_MODEL,
+        *model,
         f"data.train={train_dir}",
         "data.window=1024",
         "data.batch_size=4",

@@ -9,18 +9,20 @@ the ``t10k`` pair), or ``textures`` (synthetic gratings, no files).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from cpc.config.ranges import DEPTH, WIDTH, ranged
 from cpc.data import images as im
 from cpc.data.errors import SkipReport, load_or_next
-from cpc.data.recipe import DataInfo, DataSplits, FileItems, Recipe, split_indices
+from cpc.data.recipe import DataInfo, DataSplits, Facts, FileItems, Recipe, split_indices
 from cpc.data.records import list_files
 from cpc.data.seeds import mix_seed
-from cpc.errors import DataError, EmptyDatasetError
+from cpc.errors import ConfigError, DataError, EmptyDatasetError
 from cpc.models.builders import cpc_image
 
 if TYPE_CHECKING:
@@ -148,29 +150,65 @@ class ImageFiles(Dataset[dict[str, Any]]):
         return {"x": self.transform(image), "path": path, "index": index}
 
 
+@dataclass
+class ImageModel:
+    """``model.*`` keys of image rows (:func:`~cpc.models.builders.cpc_image`'s arguments)."""
+
+    in_channels: int | None = ranged(WIDTH)
+    """Input channels (3: RGB)."""
+    patch_size: int | None = ranged(WIDTH)
+    """Patch size in pixels (CPC v2: 64)."""
+    patch_stride: int | None = ranged(WIDTH)
+    """Patch stride in pixels (CPC v2: 32, half-overlapping patches)."""
+    widths: list[int] | None = ranged(WIDTH)
+    """Channels of each stage of the patch encoder."""
+    blocks: int | None = ranged(DEPTH)
+    """Residual blocks per stage."""
+    dim: int | None = ranged(WIDTH)
+    """Latent size of a patch."""
+
+
+@dataclass
+class ImageData:
+    """``data.*`` keys of image rows."""
+
+    image_size: int = ranged(WIDTH, 256)
+    """Crop size (CPC v2: 256, giving a 7x7 grid of 64-pixel patches)."""
+    augment: bool = True
+    """CPC v2's random crops and colour augmentations of training images."""
+
+
+@dataclass
+class ImageFacts(Facts):
+    """What extraction needs to read new images as the training images were read."""
+
+    image_size: int | None = ranged(WIDTH)
+    """The crop size (None, in older checkpoints: 256)."""
+    in_channels: int | None = ranged(WIDTH)
+    """Channels the model takes (None, in older checkpoints: 3)."""
+
+
 class ImageRecipe(Recipe):
     """Images: patch grids of ``data.image_size`` crops (CPC v2's 256: a 7x7 grid)."""
 
     name = "image"
     builder = staticmethod(cpc_image)
+    model_fields = ImageModel
+    data_fields = ImageData
+    facts = ImageFacts
     length_field = "image_size"
     length_unit = "pixel rows"
     layout = "grid"
 
     def check(self, config: Config) -> None:
-        from cpc.config import ConfigError
-
         if config.data.group_by != "none":
             raise ConfigError("data.group_by=speaker needs audio or signal data")
-        if config.data.wave_augment:
-            raise ConfigError(f"data.wave_augment is for audio, not data.kind={self.name!r}")
 
     def datasets(self, config: Config, min_length: int) -> DataSplits:
-        from cpc.config import ConfigError
-
         data, seed = config.data, config.run.seed
         channels = int(self.setting(config.model, "in_channels"))
-        size, augment = data.image_size, data.augment
+        own = data.fields_as(ImageData)
+        size, augment = own.image_size, own.augment
 
         def source(spec: str, train: bool, split: str) -> tuple[Dataset[Any], list[str] | None]:
             if spec == "textures":
@@ -196,7 +234,7 @@ class ImageRecipe(Recipe):
                 paths = None if paths is None else [paths[i] for i in idx]
             return SeededImages(items, seed, paths, data.strict)
 
-        info = DataInfo(self.name, image_size=size, in_channels=channels)
+        info = DataInfo(self.name, ImageFacts(image_size=size, in_channels=channels))
         train_set, train_paths = source(data.train, True, "train")
         if data.val:
             # An IDX directory's validation split is its t10k pair; textures get new draws.
@@ -212,5 +250,5 @@ class ImageRecipe(Recipe):
         return DataSplits(train, val, image_collate, info)
 
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
-        size = info.image_size or 256
-        return ImageFiles(source, size, info.in_channels or 3)
+        facts = info.facts_as(ImageFacts)
+        return ImageFiles(source, facts.image_size or 256, facts.in_channels or 3)

@@ -4,17 +4,105 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from cpc.config.ranges import WIDTH, Range, ranged, short
 from cpc.data.collate import pad_collate
-from cpc.data.recipe import DataInfo, DataSplits, FileItems, sequence_splits
-from cpc.data.recipes.sequence import SequenceRecipe
+from cpc.data.recipe import DataInfo, DataSplits, Facts, FileItems, sequence_splits
+from cpc.data.recipes.sequence import ConvEncoderFields, SequenceRecipe
 from cpc.data.records import Record
-from cpc.data.signals import SignalFileDataset, SignalWindowDataset, signal_records
+from cpc.data.signals import (
+    ChannelStats,
+    Normalize,
+    SignalFileDataset,
+    SignalWindowDataset,
+    signal_records,
+)
+from cpc.errors import ConfigError
 from cpc.models.builders import cpc_signal
 
 if TYPE_CHECKING:
     from cpc.config import Config
+
+_RATE = Range(0, 1e9, open_low=True)
+
+
+@dataclass
+class SignalModel(ConvEncoderFields):
+    """``model.*`` keys of signals (:func:`~cpc.models.builders.cpc_signal`'s arguments)."""
+
+    in_channels: int | None = ranged(WIDTH)
+    """Input channels (``data.channels`` kept, or every channel of the files)."""
+
+
+@dataclass
+class SignalData:
+    """``data.*`` keys of signals."""
+
+    channels: list[str] | None = None
+    """Channel names to keep (None: those of the first file)."""
+    normalize: Normalize = "file"
+    """Per-channel z-score per file or over the training set."""
+    rate: float | None = ranged(_RATE)
+    """Resample to this rate (Hz) using the file's time stamps."""
+
+
+@dataclass
+class SignalFacts(Facts):
+    """What extraction needs to read new streams as the training streams were read."""
+
+    rate: float | None = ranged(_RATE)
+    """The resampling rate in Hz, or None (recorded points)."""
+    channels: list[str] | None = None
+    """Channel names kept, in order."""
+    normalize: Normalize | None = None
+    """``file``, ``none`` or ``dataset`` (None, in older checkpoints: ``file``)."""
+    stats: ChannelStats | None = None
+    """Per-channel statistics of ``normalize="dataset"``."""
+
+    @property
+    def seconds_per_sample(self) -> float | None:
+        """One over the resampling rate; None for recorded points."""
+        return 1.0 / self.rate if self.rate else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: the statistics as plain lists."""
+        return {
+            "rate": self.rate,
+            "channels": self.channels,
+            "normalize": self.normalize,
+            "stats": None if self.stats is None else self.stats.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The statistics must be finite with positive deviations, one per channel."""
+        stats = data.get("stats")
+        facts = super().from_dict({k: v for k, v in data.items() if k != "stats"})
+        if stats is not None:
+            _check_stats(stats)
+            facts.stats = ChannelStats.from_dict(stats)
+        return facts
+
+
+def _check_stats(stats: Any) -> None:
+    def refuse(key: str, value: Any, want: str) -> None:
+        raise ConfigError(f"{key}={short(value)}: need {want}")
+
+    def numbers(key: str, value: Any, rule: Range) -> None:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and rule.problem(v) is None
+            for v in value
+        ):
+            refuse(key, value, f"a list of numbers {rule.describe()}")
+
+    if not isinstance(stats, dict) or not isinstance(stats.get("channels"), list):
+        refuse("data.stats", stats, "channels, mean and std")
+    count = len(stats["channels"])
+    numbers("data.stats.mean", stats.get("mean"), Range(-1e30, 1e30))
+    numbers("data.stats.std", stats.get("std"), Range(0, 1e30, open_low=True))
+    if not len(stats["mean"]) == len(stats["std"]) == count:
+        refuse("data.stats", stats, f"{count} means and deviations, one per channel")
 
 
 class SignalRecipe(SequenceRecipe):
@@ -22,18 +110,18 @@ class SignalRecipe(SequenceRecipe):
 
     The validation set reuses the training set's channels and (with
     ``data.normalize=dataset``) statistics; both are saved in the checkpoint's
-    :class:`~cpc.data.recipe.DataInfo` and reused by extraction.
+    :class:`SignalFacts` and reused by extraction.
     """
 
     name = "signal"
     builder = staticmethod(cpc_signal)
+    model_fields = SignalModel
+    data_fields = SignalData
+    facts = SignalFacts
 
     def check(self, config: Config) -> None:
-        from cpc.config import ConfigError
-
-        if config.data.wave_augment:
-            raise ConfigError(f"data.wave_augment is for audio, not data.kind={self.name!r}")
-        channels, in_channels = config.data.channels, config.model.in_channels
+        channels = config.data.fields_as(SignalData).channels
+        in_channels = config.model.fields_as(SignalModel).in_channels
         if channels and in_channels is not None and len(channels) != in_channels:
             raise ConfigError(
                 f"model.in_channels={in_channels} but data.channels lists "
@@ -41,18 +129,16 @@ class SignalRecipe(SequenceRecipe):
             )
 
     def datasets(self, config: Config, min_length: int) -> DataSplits:
-        from cpc.config import ConfigError
-
-        data = config.data
+        data, own = config.data, config.data.fields_as(SignalData)
 
         def build(records: list[Record], train: Any) -> SignalWindowDataset:
             return SignalWindowDataset(
                 records,
                 data.window,
-                train.channels if train is not None else data.channels,
-                train.stats if train is not None and train.stats else data.normalize,
+                train.channels if train is not None else own.channels,
+                train.stats if train is not None and train.stats else own.normalize,
                 short_clips=data.short_clips,
-                rate=data.rate,
+                rate=own.rate,
                 min_length=min_length,
                 cover=True,
                 strict=data.strict,
@@ -70,25 +156,20 @@ class SignalRecipe(SequenceRecipe):
                 f"model.in_channels={in_channels} but the data has {len(train.channels)} "
                 f"channels {train.channels}; set model.in_channels or data.channels"
             )
-        info = DataInfo(
-            self.name,
-            rate=data.rate,
-            channels=list(train.channels),
-            normalize=data.normalize,
-            stats=train.stats,
-            groups=list(train.group_names),
-        )
+        facts = SignalFacts(own.rate, list(train.channels), own.normalize, train.stats)
+        info = DataInfo(self.name, facts, list(train.group_names))
         return DataSplits(train, val, pad_collate, info)
 
     def file_dataset(self, source: str, info: DataInfo, min_length: int, strict: bool) -> FileItems:
-        normalize: Any = info.normalize or "file"
-        if normalize == "dataset" and info.stats is not None:
-            normalize = info.stats
+        facts = info.facts_as(SignalFacts)
+        normalize: Any = facts.normalize or "file"
+        if normalize == "dataset" and facts.stats is not None:
+            normalize = facts.stats
         return SignalFileDataset(
             source,
-            channels=info.channels,
+            channels=facts.channels,
             normalize=normalize,
-            rate=info.rate,
+            rate=facts.rate,
             min_length=min_length,
             strict=strict,
         )
