@@ -154,7 +154,7 @@ CASES: dict[str, tuple[str, str]] = {
     # Found by the fuzzer (tests/cli/test_fuzz.py), not in the list:
     "demo seconds 0": ("demo --out {out} --seconds 0", "--seconds"),
     "data ucr binary .ts": ("data ucr --out {out} --ts {garbage}", "garbage.bin"),
-    "data pen sessions 0": ("data pen --out {out} --sessions 0", "cpc data: error: --sessions"),
+    "data pen sessions 0": ("data pen --out {out} --sessions 0", "cpc data pen: error: --sessions"),
     "quickstart threads 0": ("quickstart --out {out} --threads 0", "--threads"),
     "quickstart minutes nan": ("quickstart --out {out} --minutes nan", "--minutes"),
 }

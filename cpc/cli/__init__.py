@@ -82,8 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         message = f"{where}{err.strerror or err}"
     line = " ".join(part.strip() for part in message.splitlines())
-    print(f"cpc {args.command}: error: {line}", file=sys.stderr)
+    print(f"{_verb(args)}: error: {line}", file=sys.stderr)
     return 2
+
+
+def _verb(args: argparse.Namespace) -> str:
+    """``cpc data pen``: the command and, for grouped verbs, the sub-verb."""
+    words = [getattr(args, dest, None) for dest in ("command", "corpus", "action", "source")]
+    return " ".join(["cpc", *(str(word) for word in words if word)])
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ def _signatures(args: argparse.Namespace) -> int:
     size = QUICK if args.quick else BenchSize()
     if args.steps:
         size = replace(size, steps=args.steps)
+    # Absolute paths: the benchmark's runs name files relative to their own folders, and a
+    # relative --work was joined twice (runs/x/runs/x/...).
     table = run_bench(
-        args.out,
+        args.out.resolve(),
         args.seeds,
         size,
-        work=args.work,
+        work=args.work.resolve(),
         overrides=args.override,
         inputs=args.inputs,
         command="cpc " + " ".join(sys.argv[1:]),

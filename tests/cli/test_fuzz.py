@@ -48,7 +48,10 @@ TIME_LIMIT = float(os.environ.get("CPC_FUZZ_SECONDS", "60"))
 LONG_LIMIT = 4.0
 MEMORY_LIMIT = 3 << 30  # bytes of address space a call may add to the parent's
 #: Verbs that train or generate corpora: valid arguments may run past the time limit.
-LONG_RUNNING = {"pretrain", "demo", "table1", "quickstart", "data pen", "data espeak"}
+LONG_RUNNING = {
+    "pretrain", "demo", "table1", "quickstart", "data pen", "data espeak", "signatures", "suite",
+    "units quality",
+}  # fmt: skip
 NUMBERS = ["0", "-1", "1", "2", "nan", "inf", "-inf", "1e9", str(10**30), "0.5", "abc"]
 INTS = ["0", "-1", "1", "2", "3", "1000000000", str(10**30), "abc"]
 WORDS = ["context", "encoder", "context.9", "speaker", "", "xx", "cuda:7", "cpu", "en"]

@@ -116,7 +116,7 @@ def test_cli_writes_the_hard_corpus(tmp_path, capsys, fmt: str) -> None:
     assert main([*args[:3], str(tmp_path / "bad"), "--samples", "5", "--sessions", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "error: --sessions must be at least 1, got 0",
-        "error: --samples 5 is not a multiple of --sessions 2",
+        "cpc data pen: error: --sessions must be at least 1, got 0",
+        "cpc data pen: error: --samples 5 is not a multiple of --sessions 2",
     ]
     assert not (tmp_path / "bad").exists()

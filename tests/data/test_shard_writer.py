@@ -107,7 +107,7 @@ def test_a_bad_size_is_one_line_and_writes_nothing(tmp_path, wavs, capsys, bad):
     out = tmp_path / "shards"
     assert shard(write_folder(wavs, tmp_path), out, f"--shard-size={bad}") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("cpc data: error: shard size")
+    assert len(err) == 1 and err[0].startswith("cpc data shard: error: shard size")
     assert not out.exists()
 
 
