@@ -29,6 +29,7 @@ time ``(i + 0.5) / rate + shift``; a token ``[onset, offset)`` takes frames
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cpc.data.corpora.espeak import load_phone_labels, read_phone_inventory
 from cpc.data.seeds import check_seed
 from cpc.errors import ConfigError, DataError
 
@@ -542,10 +544,6 @@ def items_from_espeak_corpus(
         paths: manifest paths (relative wavs) to include; None: every utterance.
 
     """
-    import csv
-
-    from cpc.data.corpora.espeak import load_phone_labels, read_phone_inventory
-
     root = Path(root)
     inventory = read_phone_inventory(root)
     labels = load_phone_labels(root)
