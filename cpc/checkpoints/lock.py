@@ -86,6 +86,9 @@ class RunLock:
         except FileNotFoundError:
             raise ConfigError(f"{self.path}: removed while locking; try again") from None
         except OSError as err:
+            for parent in [self.out_dir, *self.out_dir.parents]:
+                if parent.exists() and not parent.is_dir():
+                    raise ConfigError(f"{self.name}: {parent} is a file, not a folder") from None
             raise ConfigError(f"{self.name}: cannot write there ({err.strerror or err})") from None
         previous = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
         self._made_file = not previous

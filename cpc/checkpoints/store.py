@@ -273,7 +273,7 @@ def save_checkpoint(
         raise write_failure(root, err, needed, hint) from None
     _remove_leftovers(root)
     check_space(root, needed, hint)
-    meta = {"format": FORMAT_VERSION, "step": state.step, "epoch": state.epoch}
+    meta: dict[str, Any] = {"format": FORMAT_VERSION, "step": state.step, "epoch": state.epoch}
     meta |= {"batch_in_epoch": state.batch_in_epoch, "config": config.to_dict()}
     meta |= {"cpc_version": __version__, "torch_version": torch.__version__}
     meta |= {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": data_info or {}}
