@@ -44,9 +44,9 @@ def _holder(text: str) -> str:
 class RunLock:
     """Exclusive lock of an output folder for the lifetime of the run writing it.
 
-    Usage: ``with RunLock(out_dir): ...``. The lock file stays behind after release (it
-    is only a name to lock) unless this lock created it and nothing else was written;
-    its contents describe the last holder.
+    Usage: ``with RunLock(out_dir): ...``. A lock file this lock created is removed on
+    release (and the folder too if this lock created it and it stayed empty); one found
+    there (left by a run that was killed) stays, describing its last holder.
 
     Args:
         out_dir: The folder to lock.
@@ -124,16 +124,15 @@ class RunLock:
     def release(self) -> None:
         """Give the lock up (idempotent).
 
-        A run that stopped before writing anything leaves nothing behind: the lock file
-        (and the directory) are removed when this lock created them and the directory
-        holds nothing else. Acquirers check that the file they locked is still the one
-        at the path, so removing it cannot let two runs in.
+        The lock file is removed when this lock created it, and the directory too when
+        this lock created it and nothing else was written there: a run that stopped
+        before writing anything leaves nothing behind. Acquirers check that the file they
+        locked is still the one at the path, so removing it cannot let two runs in.
         """
         if self._fd is None:
             return
         try:
-            alone = {p.name for p in self.out_dir.iterdir()} == {self.path.name}
-            if self._made_file and (alone or self.beside):
+            if self._made_file:
                 self.path.unlink()
                 if self._made_dir and not any(self.out_dir.iterdir()):
                     self.out_dir.rmdir()

@@ -179,7 +179,9 @@ def _remove_new(root: Path, before: set[Path], only: str | None = None) -> int:
 
 
 @contextlib.contextmanager
-def output_folder(path: str | Path, name: str, beside: bool = False) -> Iterator[Path]:
+def output_folder(
+    path: str | Path, name: str, beside: bool = False, clean: bool = True
+) -> Iterator[Path]:
     """Hold ``path``'s lock while the block writes into it; on failure, remove what it wrote.
 
     Args:
@@ -188,6 +190,9 @@ def output_folder(path: str | Path, name: str, beside: bool = False) -> Iterator
         name: How messages name it, e.g. ``--output feats``.
         beside: Lock ``PARENT/.NAME.lock`` (for a folder that must stay empty until it
             is renamed into place, as ``cpc convert`` writes it).
+        clean: Remove what a failed block created. Off for folders of training runs
+            (``cpc table1``, ``quickstart``, ``demo``), whose checkpoints are whole and
+            resumable: a run interrupted there continues when the command is run again.
 
     Raises:
         RunBusyError: Another live process writes into ``path``.
@@ -205,12 +210,14 @@ def output_folder(path: str | Path, name: str, beside: bool = False) -> Iterator
         try:
             yield path
         except BaseException as err:
-            removed = sum(_remove_new(root, seen, only) for root, only, seen in before)
+            removed = sum(_remove_new(root, seen, only) for root, only, seen in before if clean)
             if is_write_failure(err):
                 where = getattr(err, "filename", None) or path
                 hint = (
                     f" ({name}: this run had written {size_text(removed)} when it failed, "
                     "all removed)"
+                    if clean
+                    else f" ({name}: what it completed stays; run the command again)"
                 )
                 raise write_failure(where, err, None, hint) from None
             raise

@@ -272,7 +272,7 @@ def save_checkpoint(
     except OSError as err:
         raise write_failure(root, err, needed, hint) from None
     _remove_leftovers(root)
-    check_space(root, needed, hint)
+    check_space(final, needed, hint)
     meta: dict[str, Any] = {"format": FORMAT_VERSION, "step": state.step, "epoch": state.epoch}
     meta |= {"batch_in_epoch": state.batch_in_epoch, "config": config.to_dict()}
     meta |= {"cpc_version": __version__, "torch_version": torch.__version__}

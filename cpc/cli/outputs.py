@@ -19,7 +19,9 @@ from cpc.checkpoints.outputs import output_folder
 Verb = Callable[[argparse.Namespace], int]
 
 
-def writes_folder(attr: str, flag: str, beside: bool = False) -> Callable[[Verb], Verb]:
+def writes_folder(
+    attr: str, flag: str, beside: bool = False, clean: bool = True
+) -> Callable[[Verb], Verb]:
     """Run the decorated verb inside the output folder ``args.<attr>`` (if given).
 
     Args:
@@ -27,6 +29,8 @@ def writes_folder(attr: str, flag: str, beside: bool = False) -> Callable[[Verb]
         flag: How messages name it (``--out``).
         beside: Lock it from beside (for a folder renamed into place whole, which must
             not exist or be empty until then: ``cpc convert``).
+        clean: Remove what a failed run created (off for folders of training runs,
+            which resume; :func:`~cpc.checkpoints.outputs.output_folder`).
 
     """
 
@@ -36,7 +40,7 @@ def writes_folder(attr: str, flag: str, beside: bool = False) -> Callable[[Verb]
             path = getattr(args, attr)
             if path is None:
                 return verb(args)
-            with output_folder(path, f"{flag} {path}", beside=beside):
+            with output_folder(path, f"{flag} {path}", beside=beside, clean=clean):
                 return verb(args)
 
         return guarded

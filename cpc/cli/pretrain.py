@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     """Train the config's model; print the run summary as JSON."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(args.config, args.overrides)
-    result = train(config)
+    result = train(config, stop_signals=True)
     if result.stopped_by is not None:  # SIGTERM, SIGINT or SIGUSR1, after a whole step
         saved = result.checkpoint or "none (no step was completed)"
         print(

@@ -68,7 +68,7 @@ from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
 from cpc.train.precision import choose_precision, record_precision
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
-from cpc.train.signals import StopSignals, signal_name
+from cpc.train.signals import STOP_SIGNALS, StopSignals, signal_name
 from cpc.train.steps import (
     MicroResult,
     NonFiniteLossError,
@@ -159,12 +159,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: Config, *, on_step: StepHook | None = None) -> TrainResult:
+def train(
+    config: Config, *, on_step: StepHook | None = None, stop_signals: bool = False
+) -> TrainResult:
     """Train (or resume) the run a config describes.
 
-    SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 stop the run after the current step, with a
-    checkpoint of that step (:mod:`.signals`); the result then names the signal in
-    ``stopped_by``. A second one raises :class:`~cpc.train.signals.Interrupted` at once.
+    With ``stop_signals`` (as ``cpc pretrain`` runs it), SIGTERM, SIGINT (Ctrl-C) and
+    SIGUSR1 stop the run after the current step, with a checkpoint of that step
+    (:mod:`.signals`); the result then names the signal in ``stopped_by``, and a second
+    one raises :class:`~cpc.train.signals.Interrupted` at once. Without it (a library
+    call, an experiment that trains several runs) the signals keep their own behaviour.
 
     Args:
         config: The run; ``run.out_dir`` receives ``config.yaml``, ``metrics.jsonl``,
@@ -186,7 +190,8 @@ def train(config: Config, *, on_step: StepHook | None = None) -> TrainResult:
     check_runnable(config)
     info = distributed.setup(config.run.device)
     try:
-        with _locked(config.run.out_dir, info), StopSignals() as stop:
+        catch = STOP_SIGNALS if stop_signals else ()
+        with _locked(config.run.out_dir, info), StopSignals(catch) as stop:
             return _train(config, info, on_step, stop)
     finally:
         distributed.teardown(info)
