@@ -93,11 +93,17 @@ def is_write_failure(err: BaseException) -> bool:
     code = _errno(err)
     if code is not None:
         return code in NO_ROOM or code in NOT_WRITABLE
+    if type(err).__name__ == "LibsndfileError":  # soundfile: libsndfile lost the errno
+        return "System error" in str(err)
     return isinstance(err, Exception) and bool(_WORDED.search(str(err)))
 
 
 def write_failure(
-    path: str | Path, err: BaseException, needed: int | None = None, hint: str = ""
+    path: str | Path,
+    err: BaseException,
+    needed: int | None = None,
+    hint: str = "",
+    more_than: bool = False,
 ) -> OutputError:
     """The one-line error for a write to ``path`` that failed with ``err``.
 
@@ -106,6 +112,7 @@ def write_failure(
         err: The failure.
         needed: Bytes the write needs (an estimate), when known.
         hint: What to do, appended to the message.
+        more_than: ``needed`` is a lower bound ("more than ... needed").
 
     """
     code = _errno(err)
@@ -113,9 +120,11 @@ def write_failure(
         return OutputError(f"{path}: cannot write there ({os.strerror(code)}){hint}")
     cause = os.strerror(code) if code is not None else str(err).splitlines()[0].strip()
     free = free_bytes(path)
+    if code is None and free is not None and needed and free < needed:  # a library's words
+        cause = f"{os.strerror(errno.ENOSPC)}: {cause}"
     room = [] if free is None else [f"{size_text(free)} free there"]
     if needed:
-        room.append(f"about {size_text(needed)} needed")
+        room.append(f"{'more than' if more_than else 'about'} {size_text(needed)} needed")
     space = f"; {', '.join(room)}" if room else ""
     return OutputError(f"{path}: not written ({cause}){space}; nothing of it was kept{hint}")
 
@@ -219,5 +228,8 @@ def output_folder(
                     if clean
                     else f" ({name}: what it completed stays; run the command again)"
                 )
-                raise write_failure(where, err, None, hint) from None
+                free = free_bytes(where) or 0
+                code = _errno(err)
+                bound = removed + free if clean and (code is None or code in NO_ROOM) else None
+                raise write_failure(where, err, bound, hint, more_than=True) from None
             raise

@@ -262,7 +262,7 @@ def save_checkpoint(
         },
     }
     weights = state_dict_cpu(model)
-    needed = _tensor_bytes(weights) + _tensor_bytes(train_state) + 64 * 1024
+    needed = _tensor_bytes(weights) + _tensor_bytes(train_state) + 16 * 1024
     hint = (
         "; the older checkpoints are intact: free some space (or lower run.keep_last) and "
         "run the same command again to resume"
