@@ -28,7 +28,8 @@ def writes_folder(
         attr: The namespace attribute holding the folder (``out``, ``output``).
         flag: How messages name it (``--out``).
         beside: Lock it from beside (for a folder renamed into place whole, which must
-            not exist or be empty until then: ``cpc convert``).
+            not exist or be empty until then: ``cpc convert``; or a file that its writer
+            renames into place itself: ``cpc data librispeech``).
         clean: Remove what a failed run created (off for folders of training runs,
             which resume; :func:`~cpc.checkpoints.outputs.output_folder`).
 
