@@ -75,6 +75,7 @@ def apply(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def quality(args: argparse.Namespace) -> int:
     """``cpc units quality --corpus DIR --cpc-features DIR --work DIR --out DIR [--k ...]``."""
     torch.set_num_threads(1)

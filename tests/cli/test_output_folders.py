@@ -71,9 +71,11 @@ def test_every_verb_that_writes_a_folder_holds_it():
         "pretrained",
         "probe",
         "quickstart",
+        "signatures",
         "table1",
         "units apply",
         "units fit",
+        "units quality",
     ]
 
 
