@@ -68,11 +68,12 @@ class RunLock:
         self.out_dir = self.target.parent if beside else self.target
         self.path = self.out_dir / (f".{self.target.name}{LOCK_NAME}" if beside else LOCK_NAME)
         self._fd: int | None = None
-        self._made_dir = self._made_file = False
+        self._made_dirs: list[Path] = []  # folders this lock created, deepest first
+        self._made_file = False
 
     def acquire(self) -> None:
         """Take the lock or raise; a stale holder (process gone) is replaced."""
-        self._made_dir = not self.out_dir.exists()
+        self._made_dirs = [p for p in [self.out_dir, *self.out_dir.parents] if not p.exists()]
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for _ in range(10):  # the file may be replaced between open and flock
@@ -124,8 +125,8 @@ class RunLock:
     def release(self) -> None:
         """Give the lock up (idempotent).
 
-        The lock file is removed when this lock created it, and the directory too when
-        this lock created it and nothing else was written there: a run that stopped
+        The lock file is removed when this lock created it, and the directory (and the
+        parents it had to create) too when nothing else was written there: a run that stopped
         before writing anything leaves nothing behind. Acquirers check that the file they
         locked is still the one at the path, so removing it cannot let two runs in.
         """
@@ -134,8 +135,10 @@ class RunLock:
         try:
             if self._made_file:
                 self.path.unlink()
-                if self._made_dir and not any(self.out_dir.iterdir()):
-                    self.out_dir.rmdir()
+                for folder in self._made_dirs:  # the folder, then parents it had to make
+                    if any(folder.iterdir()):
+                        break
+                    folder.rmdir()
         except OSError:
             pass  # leaving an empty lock behind is harmless
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -72,6 +72,7 @@ def test_every_verb_that_writes_a_folder_holds_it():
         "probe",
         "quickstart",
         "signatures",
+        "suite",
         "table1",
         "units apply",
         "units fit",
