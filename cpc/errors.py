@@ -82,3 +82,10 @@ class UnitsError(CPCError, ValueError):
 
 class NonFiniteLossError(CPCError, RuntimeError):
     """The loss became NaN or infinite; training stopped without saving that step."""
+
+
+class OutputError(CPCError, OSError):
+    """An output that could not be written (a full disk, a read-only place): the message
+    names the path and, for a full disk, the space free and needed. Nothing half-written
+    is left behind (:mod:`cpc.checkpoints.outputs`).
+    """

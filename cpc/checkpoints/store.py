@@ -13,8 +13,12 @@ A checkpoint is a directory ``out_dir/checkpoints/step_{step:08d}/`` holding:
 Writing is atomic: everything goes into a hidden temporary directory, each file is
 flushed to disk, and the directory is renamed into place with ``os.replace``. A kill
 leaves at worst a ``.tmp-*`` directory, which :func:`latest_checkpoint` ignores and the
-next save removes. Old checkpoints beyond ``keep_last`` are renamed away before being
-deleted, so a half-deleted directory is never mistaken for a checkpoint.
+next save removes. A save that cannot complete (a full disk, a quota, a read-only
+folder) removes its temporary directory and raises :class:`~cpc.errors.OutputError`
+naming the checkpoint, the space free and the space it needs; it is refused before
+writing anything when the free space is already short. Old checkpoints beyond
+``keep_last`` are renamed away before being deleted, so a half-deleted directory is
+never mistaken for a checkpoint.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from cpc.checkpoints.loading import (
     read_meta,
     verify_files,
 )
+from cpc.checkpoints.outputs import check_space, is_write_failure, write_failure
 from cpc.config import Config
 from cpc.version import __version__
 
@@ -243,14 +248,7 @@ def save_checkpoint(
 
     """
     root = checkpoint_dir(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(root)
     final = root / f"step_{state.step:08d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}@{socket.gethostname()}"
-    if tmp.exists():  # this process failed while saving this step before
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    safetensors.torch.save_file(state_dict_cpu(model), str(tmp / WEIGHTS))
     train_state = {
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -263,30 +261,64 @@ def save_checkpoint(
             "loaders": state.loaders,
         },
     }
-    torch.save(train_state, tmp / TRAIN_STATE)
-    meta = {
-        "sha256": {name: file_sha256(tmp / name) for name in (WEIGHTS, TRAIN_STATE)},
-        "format": FORMAT_VERSION,
-        "step": state.step,
-        "epoch": state.epoch,
-        "batch_in_epoch": state.batch_in_epoch,
-        "config": config.to_dict(),
-        "cpc_version": __version__,
-        "torch_version": torch.__version__,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": data_info or {},
-    }
-    (tmp / META).write_text(json.dumps(meta, indent=2))
-    for name in (WEIGHTS, TRAIN_STATE, META):
-        _fsync(tmp / name)
-    if final.exists():
-        _remove(final)
-    os.replace(tmp, final)
+    weights = state_dict_cpu(model)
+    needed = _tensor_bytes(weights) + _tensor_bytes(train_state) + 16 * 1024
+    hint = (
+        "; the older checkpoints are intact: free some space (or lower run.keep_last) and "
+        "run the same command again to resume"
+    )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_failure(root, err, needed, hint) from None
+    _remove_leftovers(root)
+    check_space(final, needed, hint)
+    meta: dict[str, Any] = {"format": FORMAT_VERSION, "step": state.step, "epoch": state.epoch}
+    meta |= {"batch_in_epoch": state.batch_in_epoch, "config": config.to_dict()}
+    meta |= {"cpc_version": __version__, "torch_version": torch.__version__}
+    meta |= {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": data_info or {}}
+    tmp = root / f".tmp-{final.name}-{os.getpid()}@{socket.gethostname()}"
+    try:
+        _write_files(tmp, weights, train_state, meta)
+        if final.exists():
+            _remove(final)
+        os.replace(tmp, final)
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays
+        if isinstance(err, OSError) or is_write_failure(err):
+            raise write_failure(final, err, needed, hint) from None
+        raise
     _fsync(root)
     if keep_last > 0:
         for old in list_checkpoints(out_dir)[:-keep_last]:
             _remove(old)
     return final
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a nest of dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _write_files(
+    tmp: Path, weights: dict[str, torch.Tensor], train_state: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    """The three files of a checkpoint, with their sums, flushed to disk, in ``tmp``."""
+    if tmp.exists():  # this process failed while saving this step before
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    safetensors.torch.save_file(weights, str(tmp / WEIGHTS))
+    torch.save(train_state, tmp / TRAIN_STATE)
+    sums = {"sha256": {name: file_sha256(tmp / name) for name in (WEIGHTS, TRAIN_STATE)}}
+    (tmp / META).write_text(json.dumps({**sums, **meta}, indent=2))
+    for name in (WEIGHTS, TRAIN_STATE, META):
+        _fsync(tmp / name)
 
 
 # --- loading ------------------------------------------------------------------------

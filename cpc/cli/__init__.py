@@ -11,8 +11,12 @@ wrong, without a traceback, and the exit status is 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import NoReturn
 
 from cpc.cli import (
@@ -32,6 +36,7 @@ from cpc.cli import (
     units,
 )
 from cpc.errors import CPCError
+from cpc.train.signals import Interrupted, signal_name
 
 #: The verb modules, in the order ``cpc --help`` lists them.
 VERBS = (
@@ -75,7 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpc`` command."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with _stop_signals_interrupt():
+            return int(args.func(args))
+    except KeyboardInterrupt as err:  # Ctrl-C, or a second stop signal during training
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(
+            f"{_verb(args)}: interrupted by {signal_name(signum)}: stopped at once "
+            "(a partial output of this run was removed; a run's checkpoints stay)",
+            file=sys.stderr,
+        )
+        return 128 + signum
     except CPCError as err:
         message = str(err)
     except OSError as err:  # a path the user gave: missing, a folder, not writable...
@@ -90,6 +104,26 @@ def _verb(args: argparse.Namespace) -> str:
     """``cpc data pen``: the command and, for grouped verbs, the sub-verb."""
     words = [getattr(args, dest, None) for dest in ("command", "corpus", "action", "source")]
     return " ".join(["cpc", *(str(word) for word in words if word)])
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGUSR1 interrupt a verb as Ctrl-C does (its partial output is removed
+    on the way out); ``pretrain`` catches them itself to stop after a whole step.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from cpc.checkpoints.outputs import atomic_file
 from cpc.eval.abx import (
     Mode,
     abx_from_items,
@@ -50,8 +51,8 @@ def _abx(args: argparse.Namespace) -> int:
             "max_group_size": args.max_group_size,
             "seed": args.seed,
         }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+        with atomic_file(args.out) as tmp:  # whole or absent
+            tmp.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
@@ -59,7 +60,9 @@ def _item(args: argparse.Namespace) -> int:
     if not (Path(args.corpus) / "manifest.csv").is_file():
         raise FileNotFoundError(f"no corpus manifest {Path(args.corpus) / 'manifest.csv'}")
     tokens = items_from_espeak_corpus(args.corpus)
-    print(f"{len(tokens)} phone tokens written to {write_item_file(tokens, args.out)}")
+    with atomic_file(args.out) as tmp:  # whole or absent
+        write_item_file(tokens, tmp)
+    print(f"{len(tokens)} phone tokens written to {args.out}")
     return 0
 
 

@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from cpc.checkpoints.convert import convert_cpc_audio
+from cpc.cli.outputs import writes_folder
 
 
+@writes_folder("out", "--out", beside=True)  # written beside, renamed into place whole
 def run(args: argparse.Namespace) -> int:
     """Convert a CPC_audio checkpoint into a run folder."""
     out = convert_cpc_audio(args.checkpoint, args.out)

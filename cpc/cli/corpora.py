@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cpc.cli.outputs import writes_folder
 from cpc.data.formats import FORMATS
 from cpc.data.formats.librispeech import write_librispeech_manifest
 from cpc.data.formats.shard_writer import parse_size, write_shards
@@ -24,6 +25,7 @@ def _print_skipped(skipped: list[tuple[str, str]], shown: int = 10) -> None:
         print(f"... and {len(skipped) - shown} more skipped", file=sys.stderr)
 
 
+@writes_folder("out", "--out", beside=True)  # one file, renamed into place whole
 def _librispeech(args: argparse.Namespace) -> int:
     result = write_librispeech_manifest(args.root, args.out, overwrite=args.overwrite)
     _print_skipped(result.skipped)
@@ -35,6 +37,7 @@ def _librispeech(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def _shard(args: argparse.Namespace) -> int:
     size = parse_size(args.shard_size)  # a bad size is one line (cpc.cli.main), exit 2
     summary = write_shards(

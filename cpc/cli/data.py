@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cpc.cli.abx import register_item
 from cpc.cli.corpora import register_corpora
+from cpc.cli.outputs import writes_folder
 from cpc.config import ConfigError
 from cpc.data.corpora.espeak import build_espeak_corpus
 from cpc.data.corpora.pen import generate_pen_corpus
@@ -15,6 +16,7 @@ from cpc.data.corpora.texts import LANGUAGES
 from cpc.data.ucr import bundled_ts, export_ts
 
 
+@writes_folder("out", "--out")
 def _data_espeak(args: argparse.Namespace) -> int:
     info = build_espeak_corpus(
         args.out,
@@ -34,6 +36,7 @@ def _data_espeak(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def _data_pen(args: argparse.Namespace) -> int:
     for flag, value, least in (
         ("--writers", args.writers, 1),
@@ -70,6 +73,7 @@ def _data_pen(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def _data_ucr(args: argparse.Namespace) -> int:
     source = Path(args.ts) if args.ts else bundled_ts(args.name, args.split)
     print(f"series of {source} written; manifest: {export_ts(source, args.out)}")

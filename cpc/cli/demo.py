@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cpc.cli.outputs import writes_folder
 from cpc.config import Config, ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig
 from cpc.data.recipes.signal import SignalModel
 from cpc.data.seeds import check_seed
@@ -66,6 +67,7 @@ def demo_config(out: Path, seconds: float, seed: int) -> Config:
     )
 
 
+@writes_folder("out", "--out")  # its run does not resume: a failed one leaves nothing
 def run(args: argparse.Namespace) -> int:
     """Train for ``--seconds`` and print the accuracy per offset against chance."""
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= MAX_SECONDS):

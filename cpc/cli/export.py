@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cpc.checkpoints.export import OPSET, export_onnx
 from cpc.checkpoints.loading import load_model
+from cpc.checkpoints.outputs import atomic_file
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,7 +17,9 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     try:
         model.context_layer(args.layer)
-        path = export_onnx(model, args.out, args.layer)
+        with atomic_file(args.out) as tmp:  # whole or absent
+            export_onnx(model, tmp, args.layer)
+        path = args.out
     except ValueError as err:
         print(f"cpc export: error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cpc.checkpoints.loading import checkpoint_files, load_model, read_meta
 from cpc.cli.checks import check_output_dir, parse_device, prepare_output_dir
+from cpc.cli.outputs import writes_folder
 from cpc.config import ConfigError
 from cpc.data.recipe import DataInfo
 from cpc.data.registry import get_recipe
@@ -43,6 +44,7 @@ def check_numbers(args: argparse.Namespace) -> None:
         )
 
 
+@writes_folder("output", "--output")
 def run(args: argparse.Namespace) -> int:
     """Write the features of every file of ``--input`` into ``--output``."""
     device = parse_device(args.device)

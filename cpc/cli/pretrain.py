@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from cpc.config import load_config
+from cpc.train.signals import signal_name
 from cpc.train.trainer import train
 
 
@@ -14,7 +16,15 @@ def run(args: argparse.Namespace) -> int:
     """Train the config's model; print the run summary as JSON."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = load_config(args.config, args.overrides)
-    result = train(config)
+    result = train(config, stop_signals=True)
+    if result.stopped_by is not None:  # SIGTERM, SIGINT or SIGUSR1, after a whole step
+        saved = result.checkpoint or "none (no step was completed)"
+        print(
+            f"cpc pretrain: stopped by {signal_name(result.stopped_by)} after step "
+            f"{result.step}; checkpoint: {saved} (run the same command to resume)",
+            file=sys.stderr,
+        )
+        return 128 + result.stopped_by
     print(json.dumps(result.summary, indent=2, default=str))
     return 0
 

@@ -12,9 +12,11 @@ import shutil
 from pathlib import Path
 
 from cpc.checkpoints.pretrained import REGISTRY, pretrained_run
+from cpc.cli.outputs import writes_folder
 from cpc.errors import CheckpointError
 
 
+@writes_folder("out", "--out", beside=True)  # a new folder: locked from beside
 def run(args: argparse.Namespace) -> int:
     """Fetch, verify and convert a published model; copy it to ``--out`` if given."""
     if args.list:

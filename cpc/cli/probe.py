@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from cpc.cli.outputs import writes_folder
 from cpc.eval.probe_folder import ProbeSpec, load_label_names, run_probes
 from cpc.eval.report import markdown_table
 
 
+@writes_folder("out", "--out")
 def _probe(args: argparse.Namespace) -> int:
     folders: dict[str, Path] = {}
     for entry in args.features:

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from cpc.cli.outputs import writes_folder
 from cpc.experiments.signature_bench import QUICK, BenchSize, run_bench
 
 
+@writes_folder("out", "--out", clean=False)  # keeps what finished seeds wrote
 def _signatures(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     size = QUICK if args.quick else BenchSize()

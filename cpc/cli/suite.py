@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from cpc.cli.outputs import writes_folder
 from cpc.errors import ConfigError
 from cpc.experiments.suite import (
     DEFAULT_ROWS,
@@ -43,6 +44,7 @@ def _sizes(base: Sizes, pairs: list[str]) -> Sizes:
     return dataclasses.replace(base, **values)  # type: ignore[arg-type]
 
 
+@writes_folder("out", "--out", clean=False)  # its runs resume when run again
 def _suite(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from cpc.cli.outputs import writes_folder
 from cpc.config import ConfigError
 from cpc.data.corpora.budget import MAX_MINUTES
 from cpc.experiments.speech_table import TableSettings, run_speech_table
@@ -52,6 +53,7 @@ def _table(args: argparse.Namespace, settings: object) -> int:
     return 0
 
 
+@writes_folder("out", "--out", clean=False)  # its runs resume when run again
 def _table1(args: argparse.Namespace) -> int:
     _check_threads(args.threads)
     settings = TableSettings(
@@ -67,6 +69,7 @@ def _table1(args: argparse.Namespace) -> int:
     return _table(args, settings)
 
 
+@writes_folder("out", "--out", clean=False)  # its runs resume when run again
 def _quickstart(args: argparse.Namespace) -> int:
     _check_threads(args.threads)
     if not (math.isfinite(args.minutes) and 0 < args.minutes <= MAX_MINUTES):

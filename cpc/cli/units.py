@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from cpc.cli.outputs import writes_folder
 from cpc.errors import UnitsError
 from cpc.eval.unit_quality import compare_units, write_unit_report
 from cpc.features.units import (
@@ -38,6 +39,7 @@ def _warn(command: str, value: float, k: int) -> None:
         print(f"cpc units {command}: warning: {message}", file=sys.stderr)
 
 
+@writes_folder("out", "--out")
 def fit(args: argparse.Namespace) -> int:
     """``cpc units fit FEATURES_DIR --k K --out DIR [--normalize] [--seed] [--max-frames]``."""
     if args.k < 2:
@@ -60,6 +62,7 @@ def fit(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def apply(args: argparse.Namespace) -> int:
     """``cpc units apply FEATURES_DIR --units DIR --out DIR [--dedup]``."""
     try:
@@ -72,6 +75,7 @@ def apply(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_folder("out", "--out")
 def quality(args: argparse.Namespace) -> int:
     """``cpc units quality --corpus DIR --cpc-features DIR --work DIR --out DIR [--k ...]``."""
     torch.set_num_threads(1)

@@ -15,6 +15,9 @@ result equals the features of the whole file at once, with memory bounded by the
 Image-grid models write one grid of features per image and a pooled row
 (:func:`write_grid_features`). Extraction never substitutes one item for another: an
 item that fails is reported and has no row, and the count printed is the rows written.
+``index.csv`` is written last and renamed into place whole, so a folder with an index
+is complete; ``cpc extract`` runs inside :func:`cpc.checkpoints.outputs.output_folder`
+(one writer per folder; a failed run, a full disk included, leaves nothing of itself).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cpc.checkpoints.outputs import atomic_file
 from cpc.data.recipe import DataInfo, FileItems, StreamedItems
 from cpc.errors import ConfigError, DataError
 from cpc.features.folder import can_stream, check_finite_features, write_features
@@ -154,11 +158,15 @@ def _streamed_rows(
 
 
 def _write_index(out: Path, header: list[str], rows: list[Any], meta: dict[str, Any]) -> Path:
-    with open(out / "index.csv", "w", newline="") as f:
+    """``extract.json``, then ``index.csv``, each renamed into place whole: an index
+    exists only once every array it lists and the facts are written.
+    """
+    with atomic_file(out / "extract.json") as tmp:
+        tmp.write_text(json.dumps({**meta, "files": len(rows)}, indent=2))
+    with atomic_file(out / "index.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    (out / "extract.json").write_text(json.dumps({**meta, "files": len(rows)}, indent=2))
     return out / "index.csv"
 
 

@@ -1,13 +1,23 @@
 """The training loop: ``train(config)`` from a config to a checkpoint.
 
-One short loop over pure helpers (:mod:`.schedule`, :mod:`.steps`, :mod:`.loaders`,
-:mod:`.checkpoint`). Properties it keeps:
+:func:`train` takes the run directory's lock (:class:`cpc.checkpoints.lock.RunLock`) and
+the stop signals (:mod:`.signals`), then :func:`_setup` builds a :class:`Run` (model,
+optimiser, data, resumed state, log) and :func:`_loop` runs named steps over it, each
+small and pure where it can be: :func:`_step` (the learning rate from
+:mod:`.schedule`, micro-batches and the optimiser update from :mod:`.steps`),
+:func:`_after_step` (log, validate, save, stop?), :func:`_finish` (the summary).
+Batches come from :mod:`.loaders`, checkpoints are written and read by
+:mod:`cpc.checkpoints.store`. Properties it keeps:
 
 - *Exact resume.* The batches, windows and negatives of step ``n`` are functions of
   ``(seed, epoch, position)`` and the checkpoint stores the epoch and the position in
   it, the optimiser state and every process's RNG states, and the learning rate is a
-  function of the step; a run killed at any moment and resumed ends with the same
-  weights as one never interrupted (bitwise on a CPU).
+  function of the step (and of the elapsed time, saved too, under a time budget); a run
+  killed at any moment and resumed ends with the same weights as one never interrupted
+  (bitwise on a CPU).
+- *Graceful stops.* SIGTERM, SIGINT and SIGUSR1 end the run after the current step
+  with a checkpoint of it; every process stops after the same step (the request is
+  reduced over processes at each step boundary). Resuming continues bitwise.
 - *Distributed.* Under ``torchrun`` the model is wrapped in DDP; ``data.batch_size`` is
   per process, the global batch of a step is ``batch_size * accumulate * world_size``,
   and the result equals one process accumulating the same micro-batches (the loss of a
@@ -15,7 +25,9 @@ One short loop over pure helpers (:mod:`.schedule`, :mod:`.steps`, :mod:`.loader
   every process reads the checkpoint on resume, so ``run.out_dir`` must be on a
   file system all nodes share.
 - *Failure.* A non-finite loss stops every process with :class:`NonFiniteLossError`
-  before anything of that step is applied or saved; the last checkpoint stays usable.
+  before anything of that step is applied or saved; a checkpoint that cannot be
+  written (full disk) stops every process with :class:`~cpc.errors.OutputError`,
+  leaving nothing of it behind. Either way the last checkpoint stays usable.
 """
 
 from __future__ import annotations
@@ -50,11 +62,13 @@ from cpc.config import Config, ConfigError
 from cpc.data.registry import build_model
 from cpc.data.seeds import mix_seed
 from cpc.data.validate import check_runnable
+from cpc.errors import OutputError
 from cpc.train import distributed
 from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
 from cpc.train.precision import choose_precision, record_precision
 from cpc.train.schedule import build_optimizer, lr_at, set_lr
+from cpc.train.signals import STOP_SIGNALS, StopSignals, signal_name
 from cpc.train.steps import (
     MicroResult,
     NonFiniteLossError,
@@ -81,6 +95,8 @@ class TrainResult:
         input_seconds_per_s: Seconds of input per second of training (summed over
             processes), for inputs with a known rate; None otherwise.
         items_per_s: Training items (windows, images) per second, summed over processes.
+        stopped_by: The signal (SIGTERM, SIGINT, SIGUSR1) that stopped the run after
+            ``step``, whose checkpoint was written; None when the run ended by itself.
 
     """
 
@@ -89,6 +105,51 @@ class TrainResult:
     summary: dict[str, Any] = field(default_factory=dict)
     input_seconds_per_s: float | None = None
     items_per_s: float = 0.0
+    stopped_by: int | None = None
+
+
+@dataclass
+class Run:
+    """A run in progress: what its steps read and change.
+
+    Attributes:
+        config: The whole run config.
+        info: This process's rank, world size and device.
+        model: The bare model (what is saved); ``net`` is what the loop calls (DDP or
+            compiled wrapper, or the model itself) and ``ddp`` the DDP wrapper, if any.
+        optimizer, scaler: The optimiser and the fp16 gradient scaler (None otherwise).
+        data: The training and validation data.
+        precision: The precision in use (``fp32``, ``bf16``, ``fp16``).
+        state: Step, epoch, position in the epoch and elapsed seconds (saved).
+        log: Metrics, progress and throughput.
+        last_ckpt: The newest checkpoint written or resumed from.
+        resumed_from: The checkpoint this run resumed from, if any.
+        params: Model parameters.
+        since: The clock when the current stretch of training time began.
+        lr: The learning rate of the current step.
+        stop_reason: ``max_steps``, ``max_time`` or the name of the signal that stopped it.
+        stopped_by: That signal's number, when a signal stopped the run.
+
+    """
+
+    config: Config
+    info: distributed.DistInfo
+    model: nn.Module
+    net: nn.Module
+    ddp: nn.parallel.DistributedDataParallel | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    data: TrainData
+    precision: str
+    state: TrainState
+    log: RunLog
+    last_ckpt: Path | None
+    resumed_from: Path | None
+    params: int
+    since: float = 0.0
+    lr: float = 0.0
+    stop_reason: str = "max_steps"
+    stopped_by: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -98,8 +159,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: Config, *, on_step: StepHook | None = None) -> TrainResult:
+def train(
+    config: Config, *, on_step: StepHook | None = None, stop_signals: bool = False
+) -> TrainResult:
     """Train (or resume) the run a config describes.
+
+    With ``stop_signals`` (as ``cpc pretrain`` runs it), SIGTERM, SIGINT (Ctrl-C) and
+    SIGUSR1 stop the run after the current step, with a checkpoint of that step
+    (:mod:`.signals`); the result then names the signal in ``stopped_by``, and a second
+    one raises :class:`~cpc.train.signals.Interrupted` at once. Without it (a library
+    call, an experiment that trains several runs) the signals keep their own behaviour.
 
     Args:
         config: The run; ``run.out_dir`` receives ``config.yaml``, ``metrics.jsonl``,
@@ -114,13 +183,16 @@ def train(config: Config, *, on_step: StepHook | None = None) -> TrainResult:
         NonFiniteLossError: The loss became NaN or infinite.
         EmptyDatasetError: No usable training data.
         ConfigError: Inconsistent settings.
+        OutputError: A checkpoint could not be written (full disk, read-only folder);
+            nothing of it is left and the older checkpoints are intact.
 
     """
     check_runnable(config)
     info = distributed.setup(config.run.device)
     try:
-        with _locked(config.run.out_dir, info):
-            return _train(config, info, on_step)
+        catch = STOP_SIGNALS if stop_signals else ()
+        with _locked(config.run.out_dir, info), StopSignals(catch) as stop:
+            return _train(config, info, on_step, stop)
     finally:
         distributed.teardown(info)
 
@@ -234,84 +306,104 @@ def _wrap(
     return net, ddp
 
 
-def _epoch_loader(
-    config: Config, data: TrainData, state: TrainState, info: distributed.DistInfo
-) -> Any:
+def _epoch_loader(run: Run) -> Any:
     """The remaining batches of the current epoch for this process."""
+    data, state = run.data, run.state
     return data.epoch_loader(
         state.epoch,
         state.batch_in_epoch,
-        seed=mix_seed(config.run.seed, state.epoch, info.rank),
-        num_workers=config.data.num_workers,
-        pin_memory=info.device.type == "cuda",
-        state=state.loaders[info.rank] if state.loaders else None,
+        seed=mix_seed(run.config.run.seed, state.epoch, run.info.rank),
+        num_workers=run.config.data.num_workers,
+        pin_memory=run.info.device.type == "cuda",
+        state=state.loaders[run.info.rank] if state.loaders else None,
     )
 
 
-def _validate(
-    model: nn.Module, data: TrainData, config: Config, info: distributed.DistInfo, precision: str
-) -> tuple[float, list[float]] | None:
+def _validate(run: Run) -> tuple[float, list[float]] | None:
     """Validation loss and accuracy on the first ``run.val_batches`` batches."""
-    if data.val is None or data.val_sampler is None or config.run.val_batches <= 0:
+    data, cfg = run.data, run.config.run
+    if data.val is None or data.val_sampler is None or cfg.val_batches <= 0:
         return None
     data.val.set_epoch(0)
-    seed = config.run.seed
-    loader = make_loader(data.val, data.val_sampler, data.collate, seed=mix_seed(seed, info.rank))
-    batches = islice(loader, config.run.val_batches)
-    return evaluate(model, batches, device=info.device, precision=precision, seed=seed)
+    loader = make_loader(
+        data.val, data.val_sampler, data.collate, seed=mix_seed(cfg.seed, run.info.rank)
+    )
+    batches = islice(loader, cfg.val_batches)
+    return evaluate(
+        run.model, batches, device=run.info.device, precision=run.precision, seed=cfg.seed
+    )
 
 
-def _save(
-    config: Config,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    state: TrainState,
-    data: TrainData,
-    info: distributed.DistInfo,
-) -> Path | None:
-    """Gather every process's RNG state; rank 0 writes the checkpoint; all wait."""
+def _save(run: Run) -> None:
+    """Gather every process's RNG state; rank 0 writes the checkpoint; all agree on it.
+
+    A checkpoint rank 0 could not write (a full disk: :class:`OutputError`, with nothing
+    of it left behind) stops every process with that error, not only rank 0.
+    """
     states = distributed.gather_objects(rng_state())
-    if data.streamed:  # where each process's stream stands (indexed data: the position)
-        state.loaders = distributed.gather_objects(data.loader_state())
-    path = None
-    if info.is_main:
-        path = save_checkpoint(
-            config.run.out_dir,
-            model=model,
-            optimizer=optimizer,
-            state=state,
-            config=config,
-            scaler=scaler,
-            rng=states,  # type: ignore[arg-type]
-            data_info=data.info.to_dict(),
-            keep_last=config.run.keep_last,
+    if run.data.streamed:  # where each process's stream stands (indexed data: the position)
+        run.state.loaders = distributed.gather_objects(run.data.loader_state())
+    error: Exception | None = None
+    if run.info.is_main:
+        try:
+            run.last_ckpt = save_checkpoint(
+                run.config.run.out_dir,
+                model=run.model,
+                optimizer=run.optimizer,
+                state=run.state,
+                config=run.config,
+                scaler=run.scaler,
+                rng=states,  # type: ignore[arg-type]
+                data_info=run.data.info.to_dict(),
+                keep_last=run.config.run.keep_last,
+            )
+        except Exception as err:  # every rank must hear of it, or they wait forever
+            error = err
+    if run.info.world_size == 1:
+        if error is not None:
+            raise error
+        return
+    if distributed.any_true(error is not None, run.info.device):  # also the barrier
+        raise error or OutputError(
+            f"{run.config.run.out_dir}: rank 0 could not write the checkpoint of step "
+            f"{run.state.step} (its message says why)"
         )
-    distributed.barrier()
-    return path
+    run.last_ckpt = Path(distributed.gather_objects(run.last_ckpt)[0])  # type: ignore[arg-type]
 
 
 #: The trainer's clock (a test may replace it with a fake one).
 clock = time.monotonic
 
 
-def _elapsed(state: TrainState, since: float, max_time: float, info: distributed.DistInfo) -> float:
+def _elapsed(run: Run) -> float:
     """Seconds of training over every resume, the same on every process.
 
     Only a time budget reads it, so without one nothing is exchanged between processes.
     """
-    elapsed = state.elapsed + clock() - since
-    if max_time > 0 and info.world_size > 1:
-        value = torch.tensor([elapsed], dtype=torch.float64, device=info.device)
+    elapsed = run.state.elapsed + clock() - run.since
+    if run.config.run.max_time > 0 and run.info.world_size > 1:
+        value = torch.tensor([elapsed], dtype=torch.float64, device=run.info.device)
         elapsed = float(distributed.all_reduce(value, "max").item())
     return elapsed
 
 
-def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None) -> TrainResult:
-    run, optim, device = config.run, config.optim, info.device
-    seed_everything(run.seed)  # the same initial weights on every process
+def _train(
+    config: Config, info: distributed.DistInfo, on_step: StepHook | None, stop: StopSignals
+) -> TrainResult:
+    run = _setup(config, info)
+    try:
+        _loop(run, on_step, stop)
+    finally:
+        run.log.close()
+    return _finish(run)
+
+
+def _setup(config: Config, info: distributed.DistInfo) -> Run:
+    """Build the model, data and optimiser, resume, and start the log and the clock."""
+    cfg, optim, device = config.run, config.optim, info.device
+    seed_everything(cfg.seed)  # the same initial weights on every process
     model = build_model(config.model).to(device)
-    precision = choose_precision(run.precision, device, run.out_dir)
+    precision = choose_precision(cfg.precision, device, cfg.out_dir)
     config = record_precision(config, precision)  # auto: the choice goes into checkpoints
     data = build_data(config, model, info.rank, info.world_size)
     if data.sampler is not None and len(data.sampler) < optim.accumulate:
@@ -321,101 +413,132 @@ def _train(config: Config, info: distributed.DistInfo, on_step: StepHook | None)
         )
     optimizer = build_optimizer(model, optim)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    seed_everything(mix_seed(run.seed, info.rank))  # per-process streams (dropout)
+    seed_everything(mix_seed(cfg.seed, info.rank))  # per-process streams (dropout)
     state, last_ckpt = _resume(config, info, model, optimizer, scaler)
-    resumed_from = last_ckpt
     params = _start(config, data, model, info, precision)
-    net, ddp = _wrap(model, info, run.compile)
+    net, ddp = _wrap(model, info, cfg.compile)
     log = RunLog(
-        run.out_dir,
-        tensorboard=run.tensorboard,
+        cfg.out_dir,
+        tensorboard=cfg.tensorboard,
         enabled=info.is_main,
         resume_step=state.step,
         total_steps=optim.max_steps,
-        progress=run.progress,
+        progress=cfg.progress,
         seconds_per_sample=data.seconds_per_sample,
         device=device,
     )
-    stop_reason, since, budget = "max_steps", clock(), run.max_time
-    done = state.step >= optim.max_steps or 0 < budget <= state.elapsed
-    try:
-        while not done:
-            for micro in _groups(_epoch_loader(config, data, state, info), optim.accumulate):
-                lr = lr_at(state.step, optim, _elapsed(state, since, budget, info), budget)
-                set_lr(optimizer, lr)
-                for m, batch in enumerate(micro):
-                    out = _micro(
-                        net,
-                        ddp,
-                        batch,
-                        m,
-                        len(micro),
-                        state,
-                        info,
-                        run.seed,
-                        precision,
-                        scaler,
-                        last_ckpt,
-                    )
-                    log.add(out.loss, out.accuracy, out.items, out.samples)
-                optimizer_step(model, optimizer, optim.grad_clip, scaler)
-                state.step += 1
-                state.batch_in_epoch += optim.accumulate
-                state.elapsed = _elapsed(state, since, budget, info)
-                since = clock()
-                if 0 < budget <= state.elapsed:
-                    stop_reason = "max_time"
-                done = state.step >= optim.max_steps or stop_reason == "max_time"
-                log.step(state.step, lr, emit=state.step % run.log_every == 0 or done)
-                if state.step % run.val_every == 0 or done:
-                    with log.paused():
-                        result = _validate(model, data, config, info, precision)
-                    if result is not None:
-                        log.val(state.step, *result)
-                if state.step % run.ckpt_every == 0 or done:
-                    with log.paused():
-                        last_ckpt = _save(config, model, optimizer, scaler, state, data, info)
-                if on_step is not None:
-                    on_step(state.step, model)
-                if done:
-                    break
-            else:  # the epoch ran out of batches
-                state.epoch += 1
-                state.batch_in_epoch = 0
-                state.loaders = None
-    finally:
-        log.close()
+    run = Run(config, info, model, net, ddp, optimizer, scaler, data, precision, state, log,
+              last_ckpt, resumed_from=last_ckpt, params=params)  # fmt: skip
+    run.since = clock()
+    return run
 
-    items_s, seconds_s = log.overall()
+
+def _loop(run: Run, on_step: StepHook | None, stop: StopSignals) -> None:
+    """Steps until ``optim.max_steps``, the time budget, or a stop signal."""
+    budget = run.config.run.max_time
+    if run.state.step >= run.config.optim.max_steps or 0 < budget <= run.state.elapsed:
+        return
+    if _stop_signal(run, stop):  # before the first step: nothing new to save
+        return
+    while True:
+        for micro in _groups(_epoch_loader(run), run.config.optim.accumulate):
+            _step(run, micro)
+            if _after_step(run, on_step, stop):
+                return
+        run.state.epoch += 1  # the epoch ran out of batches
+        run.state.batch_in_epoch = 0
+        run.state.loaders = None
+
+
+def _step(run: Run, micro: list[dict[str, Any]]) -> None:
+    """One optimiser step over a group of micro-batches."""
+    state, optim = run.state, run.config.optim
+    run.lr = lr_at(state.step, optim, _elapsed(run), run.config.run.max_time)
+    set_lr(run.optimizer, run.lr)
+    for m, batch in enumerate(micro):
+        out = _micro(run, batch, m, len(micro))
+        run.log.add(out.loss, out.accuracy, out.items, out.samples)
+    optimizer_step(run.model, run.optimizer, optim.grad_clip, run.scaler)
+    state.step += 1
+    state.batch_in_epoch += optim.accumulate
+    state.elapsed = _elapsed(run)
+    run.since = clock()
+
+
+def _after_step(run: Run, on_step: StepHook | None, stop: StopSignals) -> bool:
+    """Log, validate and save as scheduled; True when the run ends after this step.
+
+    A run that reached ``optim.max_steps`` or its time budget is finished (validated and
+    saved); one stopped by a signal is saved but not validated, so that it ends quickly.
+    """
+    state, cfg = run.state, run.config.run
+    if 0 < cfg.max_time <= state.elapsed:
+        run.stop_reason = "max_time"
+    finished = state.step >= run.config.optim.max_steps or run.stop_reason == "max_time"
+    done = _stop_signal(run, stop, finished) or finished
+    run.log.step(state.step, run.lr, emit=state.step % cfg.log_every == 0 or done)
+    if state.step % cfg.val_every == 0 or finished:
+        with run.log.paused():
+            result = _validate(run)
+        if result is not None:
+            run.log.val(state.step, *result)
+    if state.step % cfg.ckpt_every == 0 or done:
+        with run.log.paused():
+            _save(run)
+    if on_step is not None:
+        on_step(state.step, run.model)
+    return done
+
+
+def _stop_signal(run: Run, stop: StopSignals, finished: bool = False) -> bool:
+    """Whether a stop signal reached any process (the same answer on every rank).
+
+    A run that has just finished anyway ignores it (and ends normally).
+    """
+    signum = stop.requested or 0
+    if run.info.world_size > 1:
+        value = torch.tensor([float(signum)], device=run.info.device)
+        signum = int(distributed.all_reduce(value, "max").item())
+    if not signum or finished:
+        return False
+    run.stopped_by, run.stop_reason = signum, signal_name(signum)
+    return True
+
+
+def _finish(run: Run) -> TrainResult:
+    """The run summary (``summary.json`` on rank 0) and the result."""
+    state, info, data = run.state, run.info, run.data
+    items_s, seconds_s = run.log.overall()
     data.summary.update(skip_summary(data.train, data.val))  # plus files that failed late
     summary = {
         "step": state.step,
         "epoch": state.epoch,
-        "stop_reason": stop_reason,
-        "resumed_from": str(resumed_from) if resumed_from else None,
-        "checkpoint": str(last_ckpt) if last_ckpt else None,
+        "stop_reason": run.stop_reason,
+        "resumed_from": str(run.resumed_from) if run.resumed_from else None,
+        "checkpoint": str(run.last_ckpt) if run.last_ckpt else None,
         "data": data.summary,
-        "parameters": params,
+        "parameters": run.params,
         "world_size": info.world_size,
-        "device": str(device),
-        "precision": precision,
-        "train": log.last_train,
-        "val": log.last_val,
+        "device": str(info.device),
+        "precision": run.precision,
+        "train": run.log.last_train,
+        "val": run.log.last_val,
         "items_per_s": round(items_s, 3),
         "input_seconds_per_s": None if seconds_s is None else round(seconds_s, 3),
     }
     if info.is_main:
-        (Path(run.out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+        (Path(run.config.run.out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
         rate = "" if seconds_s is None else f", {seconds_s:.1f} input s/s"
         logger.info(
-            "done: step %d (%s), %.1f items/s%s; checkpoint %s",
+            "%s: step %d (%s), %.1f items/s%s; checkpoint %s",
+            "stopped" if run.stopped_by else "done",
             state.step,
-            stop_reason,
+            run.stop_reason,
             items_s,
             rate,
-            last_ckpt,
+            run.last_ckpt,
         )
-    return TrainResult(state.step, last_ckpt, summary, seconds_s, items_s)
+    return TrainResult(state.step, run.last_ckpt, summary, seconds_s, items_s, run.stopped_by)
 
 
 def _groups(loader: Any, size: int) -> Iterator[list[dict[str, Any]]]:
@@ -425,37 +548,26 @@ def _groups(loader: Any, size: int) -> Iterator[list[dict[str, Any]]]:
         yield group
 
 
-def _micro(
-    net: nn.Module,
-    ddp: nn.parallel.DistributedDataParallel | None,
-    batch: dict[str, Any],
-    m: int,
-    count: int,
-    state: TrainState,
-    info: distributed.DistInfo,
-    seed: int,
-    precision: str,
-    scaler: torch.amp.GradScaler | None,
-    last_ckpt: Path | None,
-) -> MicroResult:
+def _micro(run: Run, batch: dict[str, Any], m: int, count: int) -> MicroResult:
     """Micro-batch ``m`` of ``count``: gradients sync across processes on the last one."""
+    info, ddp = run.info, run.ddp
     sync = ddp.no_sync() if ddp is not None and m < count - 1 else contextlib.nullcontext()
     index = m * info.world_size + info.rank  # place in the step's global batch
-    generator = negatives_generator(info.device, seed, state.step, index)
+    generator = negatives_generator(info.device, run.config.run.seed, run.state.step, index)
     try:
         with sync:
             return micro_step(
-                net,
+                run.net,
                 batch,
                 device=info.device,
-                precision=precision,
+                precision=run.precision,
                 generator=generator,
                 scale=1.0 / count,
-                scaler=scaler,
-                step=state.step + 1,
+                scaler=run.scaler,
+                step=run.state.step + 1,
             )
     except NonFiniteLossError as err:
-        where = last_ckpt or "none (no checkpoint was written yet)"
+        where = run.last_ckpt or "none (no checkpoint was written yet)"
         raise NonFiniteLossError(
             f"{err} (micro-batch {m}): training stopped; nothing of this step was applied "
             f"or saved. Last good checkpoint: {where}. Try a lower optim.lr, a longer "

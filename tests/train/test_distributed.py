@@ -74,3 +74,61 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
     initial = train(config_for(data, tmp_path / "init", "optim.max_steps=1", "optim.lr=0.0"))
     start = safetensors.torch.load_file(str(checkpoint_of(initial) / "model.safetensors"))
     assert any(not torch.equal(start[k], v) for k, v in ddp.items())  # it did train
+
+
+STOP_SCRIPT = """
+import json, os, signal, sys
+import torch
+torch.set_num_threads(1)
+import cpc.train.trainer as trainer
+from cpc.config import Config
+from cpc.train import train
+
+config = Config.from_dict(json.load(open(sys.argv[1])))
+rank, at = int(os.environ["RANK"]), int(sys.argv[2])
+real = trainer.micro_step
+def micro(*args, **kwargs):
+    if rank == 1 and kwargs["step"] == at:  # SIGTERM reaches one process only
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+trainer.micro_step = micro
+result = train(config, stop_signals=True)
+with open(f"{config.run.out_dir}/rank{rank}.json", "w") as f:
+    json.dump({"step": result.step, "stopped_by": result.stopped_by,
+               "checkpoint": str(result.checkpoint)}, f)
+"""
+
+
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step_and_resumes_bitwise(
+    tmp_path,
+):
+    data = write_wavs(tmp_path / "wavs", count=8)
+    script = tmp_path / "stop.py"
+    script.write_text(STOP_SCRIPT)
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+    def launch(out, at):
+        path = out.with_suffix(".json")
+        config = config_for(data, out, "optim.max_steps=5", "run.ckpt_every=4")
+        path.write_text(json.dumps(config.to_dict()))
+        proc = run_python([*launcher, str(script), str(path), str(at)], timeout=180)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+    out = tmp_path / "stopped"
+    ranks = launch(out, 2)
+    assert [r["step"] for r in ranks] == [2, 2]  # rank 0 never saw the signal
+    assert [r["stopped_by"] for r in ranks] == [15, 15]
+    assert [r["checkpoint"] for r in ranks] == [str(out / "checkpoints" / "step_00000002")] * 2
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000002"]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+
+    assert [r["stopped_by"] for r in launch(out, 0)] == [None, None]  # resumed to the end
+    assert [r["step"] for r in launch(tmp_path / "whole", 0)] == [5, 5]  # never stopped
+    got, want = (
+        safetensors.torch.load_file(str(run / "checkpoints/step_00000005/model.safetensors"))
+        for run in (out, tmp_path / "whole")
+    )
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key

@@ -224,3 +224,177 @@ def test_a_killed_streamed_run_resumes_to_the_uninterrupted_weights(
         for key, value in state.items():
             assert torch.equal(got_optimizer[index][key], value), (index, key)
     assert got_rows == rows
+
+
+# --- Graceful stops: a real signal to a real `cpc pretrain` process -----------------
+
+STOP_SCRIPT = """
+import os, signal, sys, time
+import torch
+torch.set_num_threads(1)
+import cpc.checkpoints.store as ckpt
+import cpc.train.trainer as trainer
+from cpc.cli import main
+from tests.train.conftest import dropout_in_models
+
+config, where, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sig, times = getattr(signal, sys.argv[4]), int(sys.argv[5])
+
+def send():
+    for _ in range(times):
+        os.kill(os.getpid(), sig)
+
+real_micro, calls = trainer.micro_step, []
+def micro(*args, **kwargs):
+    if where == "mid_step" and kwargs["step"] == at:
+        calls.append(1)
+        if len(calls) == 1:  # during the first of the step's two micro-batches
+            send()
+    if where == "slow":
+        time.sleep(0.25)
+    return real_micro(*args, **kwargs)
+trainer.micro_step = micro
+
+real_save = torch.save
+def save(obj, path, *args, **kwargs):
+    real_save(obj, path, *args, **kwargs)
+    if where == "while_saving" and obj["state"]["step"] == at:
+        send()
+ckpt.torch.save = save
+
+with dropout_in_models():
+    sys.exit(main(["pretrain", config]))
+"""
+
+#: (where the signal comes, at which step, signal, how many, exit code, newest checkpoint)
+STOPS = [
+    ("mid_step", 5, "SIGTERM", 1, 128 + signal.SIGTERM, "step_00000005"),
+    ("while_saving", 4, "SIGUSR1", 1, 128 + signal.SIGUSR1, "step_00000005"),
+    ("mid_step", 3, "SIGINT", 2, 128 + signal.SIGINT, "step_00000002"),  # twice: at once
+]
+
+
+def _stop_run(tmp_path, data, where, at, name, times):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from .conftest import subprocess_env
+
+    (tmp_path / "stopme.py").write_text(STOP_SCRIPT)
+    out = tmp_path / "run"
+    out.mkdir()
+    config = out / "config.in.yaml"
+    config.write_text(yaml.safe_dump(config_for(data, out).to_dict()))
+    args = [sys.executable, str(tmp_path / "stopme.py"), str(config), where, str(at), name]
+    return out, subprocess.Popen(
+        [*args, str(times)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _resume_and_compare(out, data, reference):
+    name, weights, optimizer, rows = reference
+    with dropout_in_models():
+        resumed = train(config_for(data, out))
+    got_name, got_weights, got_optimizer, got_rows = final_state(out)
+    assert got_name == name and resumed.stopped_by is None
+    for key, value in weights.items():
+        assert torch.equal(got_weights[key], value), key
+    for index, state in optimizer.items():
+        for key, value in state.items():
+            assert torch.equal(got_optimizer[index][key], value), (index, key)
+    assert got_rows == rows
+
+
+@pytest.mark.parametrize(("where", "at", "name", "times", "code", "survivor"), STOPS)
+def test_a_signalled_run_saves_its_last_step_and_resumes_bitwise(
+    tmp_path, corpus, where, at, name, times, code, survivor
+):
+    data, reference = corpus
+    out, proc = _stop_run(tmp_path, data, where, at, name, times)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("cpc pretrain:")]
+    assert len(ours) == 1, err[-3000:]
+    assert latest(out).name == survivor
+    assert not [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    if times == 1:  # stopped after a whole step, with its checkpoint, named
+        assert f"stopped by {name} after step {int(survivor[5:])}" in ours[0]
+        assert str(out / "checkpoints" / survivor) in ours[0]
+        assert json.loads((out / "summary.json").read_text())["stop_reason"] == name
+    else:  # a second signal: at once, nothing more saved; the last checkpoint stands
+        assert f"interrupted by {name}" in ours[0]
+    _resume_and_compare(out, data, reference)
+
+
+def test_a_signal_from_outside_stops_after_a_whole_step_and_resumes_bitwise(tmp_path, corpus):
+    import time
+
+    data, reference = corpus
+    out, proc = _stop_run(tmp_path, data, "slow", 0, "SIGINT", 0)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for step 3's record
+        if metrics.is_file() and '"step": 3,' in metrics.read_text():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, as a terminal sends it
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    step = json.loads((out / "summary.json").read_text())["step"]
+    assert 3 <= step < 8
+    assert latest(out).name == f"step_{step:08d}"
+    assert f"stopped by SIGINT after step {step}; checkpoint: " in err
+    _resume_and_compare(out, data, reference)
+
+
+# --- A full disk: the checkpoint is not written, nothing of it stays, the run resumes --
+
+FULL_SCRIPT = """
+import resource, signal, sys
+import torch
+torch.set_num_threads(1)
+import cpc.train.trainer as trainer
+from cpc.cli import main
+from tests.train.conftest import dropout_in_models
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+real = trainer.save_checkpoint
+def save(*args, **kwargs):
+    path = real(*args, **kwargs)
+    if kwargs["state"].step == 2:  # the disk "fills" after step 2's checkpoint
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    return path
+trainer.save_checkpoint = save
+with dropout_in_models():
+    sys.exit(main(["pretrain", sys.argv[1]]))
+"""
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_line_leaves_nothing_and_the_run_resumes(
+    tmp_path, corpus
+):
+    import yaml
+
+    data, reference = corpus
+    (tmp_path / "fill.py").write_text(FULL_SCRIPT)
+    out = tmp_path / "run"
+    out.mkdir()
+    config = out / "config.in.yaml"
+    config.write_text(yaml.safe_dump(config_for(data, out).to_dict()))
+    proc = run_python([str(tmp_path / "fill.py"), str(config)])
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"cpc pretrain: error: {out / 'checkpoints' / 'step_00000004'}: ")
+    assert "File too large" in line and " free there, about " in line and " needed" in line
+    assert "older checkpoints are intact" in line
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000002"]  # no .tmp-
+    _resume_and_compare(out, data, reference)  # space is back: the same command resumes

@@ -184,10 +184,13 @@ def _run_worker(request: dict[str, object]) -> Iterator[tuple[int, np.ndarray, l
             audio = np.frombuffer(proc.stdout.read(2 * num_samples), dtype="<i2")
             events = json.loads(proc.stdout.read(num_json))
             yield index, audio, events
+    except GeneratorExit:  # the caller stopped early (its write failed): end the worker quietly
+        proc.kill()
+        raise
     finally:
         proc.stdout.close()
         error = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
+        if proc.wait() != 0 and proc.returncode != -9:
             raise RuntimeError(f"espeak worker failed for voice {request['voice']}: {error}")
 
 
