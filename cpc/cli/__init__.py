@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verb(args: argparse.Namespace) -> str:
     """``cpc data pen``: the command and, for grouped verbs, the sub-verb."""
-    words = [getattr(args, dest, None) for dest in ("command", "corpus", "action", "source")]
+    groups = ("command", "data_verb", "units_verb", "convert_verb")
+    words = [getattr(args, dest, None) for dest in groups]
     return " ".join(["cpc", *(str(word) for word in words if word)])
 
 

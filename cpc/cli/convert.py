@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``convert cpc_audio``."""
     convert = sub.add_parser("convert", help="import a model trained elsewhere").add_subparsers(
-        dest="source", required=True
+        dest="convert_verb", required=True
     )
     p = convert.add_parser("cpc_audio", help="a CPC_audio hub file or training folder")
     p.add_argument("checkpoint", help="hub .pt file, checkpoint_N.pt, or a training folder")

@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     :mod:`cpc.cli.corpora`).
     """
     data = sub.add_parser("data", help="build a built-in data set").add_subparsers(
-        dest="corpus", required=True
+        dest="data_verb", required=True
     )
     p = data.add_parser("espeak", help="synthetic multi-speaker speech with phone labels")
     p.add_argument("--out", required=True, type=Path)

@@ -97,7 +97,7 @@ def quality(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``units fit``, ``units apply`` and ``units quality``."""
     units = sub.add_parser("units", help="discrete units: k-means over features").add_subparsers(
-        dest="action", required=True
+        dest="units_verb", required=True
     )
     p = units.add_parser("fit", help="fit k-means on the frames of a features folder")
     p.add_argument("features", help="folder written by `cpc extract`")

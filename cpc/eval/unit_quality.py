@@ -28,6 +28,7 @@ import soundfile as sf
 import torch
 
 from cpc.data.corpora.espeak import load_phone_labels
+from cpc.errors import DataError
 from cpc.eval.baselines import mfcc_features
 from cpc.eval.probes import frames_from_sequences
 from cpc.features.units import entropy, fit_units, read_features
@@ -115,8 +116,17 @@ def compare_units(
     """Score CPC units against MFCC units (written to ``work/mfcc``) for every k and norm.
 
     Returns one row per (features, normalize, k) with the fields of :class:`UnitQuality`;
-    each row is printed as JSON as soon as it is measured.
+    each row is printed as JSON as soon as it is measured. The inputs are checked before
+    ``work`` is written: a refused call writes nothing.
+
+    Raises:
+        DataError: ``corpus`` has no ``manifest.csv`` or ``cpc_features`` is not a
+            feature folder.
+
     """
+    if not (Path(corpus) / "manifest.csv").is_file():
+        raise DataError(str(corpus), "no manifest.csv: the corpus is a `cpc data espeak` folder")
+    read_features(cpc_features)
     mfcc = write_mfcc_features(corpus, work / "mfcc")
     rows = []
     for name, folder in [("CPC", cpc_features), ("MFCC", mfcc)]:

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
-import signal
 import sys
-import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -220,22 +219,23 @@ def _child(argv: list[str], sandbox: Path, logs: Path) -> None:  # pragma: no co
         os._exit(code)
 
 
+#: Children are forked from a fresh single-threaded server process, never from pytest's
+#: own: after other tests ran torch's OpenMP pool in this process, a plain fork() child
+#: can deadlock on the pool's lock as soon as it computes (seen: futex wait in the child).
+_SERVER = multiprocessing.get_context("forkserver")
+_SERVER.set_forkserver_preload(["cpc.cli", "tests.cli.test_fuzz"])
+
+
 def run_forked(argv: list[str], sandbox: Path, logs: Path, limit: float) -> tuple[int | None, str]:
     """(exit code or None past ``limit`` seconds, stderr) of ``cpc argv`` in a fork."""
-    pid = os.fork()
-    if pid == 0:
-        _child(argv, sandbox, logs)
-    deadline = time.monotonic() + limit
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            return code, (logs / "stderr").read_text(errors="replace")
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None, (logs / "stderr").read_text(errors="replace")
-        time.sleep(0.02)
+    child = _SERVER.Process(target=_child, args=(argv, sandbox, logs))
+    child.start()
+    child.join(limit)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return None, (logs / "stderr").read_text(errors="replace")
+    return child.exitcode, (logs / "stderr").read_text(errors="replace")
 
 
 def _tree(folder: Path) -> set[str]:

@@ -108,7 +108,7 @@ def test_signatures_passes_every_flag(monkeypatch, tmp_path):
     assert main(argv) == 0
     (args, kwargs) = calls[0]
     assert args == (tmp_path, [4, 5], replace(QUICK, steps=3))
-    assert kwargs["work"] == Path("w") and kwargs["inputs"] == "raw"
+    assert kwargs["work"] == Path("w").resolve() and kwargs["inputs"] == "raw"
     assert kwargs["overrides"] == ["model.a=1", "data.b=2"]
     assert kwargs["summarise_only"] is False and kwargs["command"].startswith("cpc ")
 
@@ -118,5 +118,5 @@ def test_signatures_defaults(monkeypatch, tmp_path):
     assert main(["signatures", "--out", str(tmp_path), "--summarise"]) == 0
     (args, kwargs) = calls[0]
     assert args == (tmp_path, [0, 1, 2], BenchSize())
-    assert kwargs["work"] == Path("runs/signature_bench") and kwargs["inputs"] == "local"
+    assert kwargs["work"] == Path("runs/signature_bench").resolve() and kwargs["inputs"] == "local"
     assert kwargs["overrides"] == [] and kwargs["summarise_only"] is True
