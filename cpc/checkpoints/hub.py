@@ -27,12 +27,10 @@ import safetensors.torch
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from cpc.checkpoints.loading import MAX_META_BYTES, load_weights
-from cpc.checkpoints.safe_load import check_weights
+from cpc.checkpoints.loading import MAX_META_BYTES, config_matching_weights, load_weights
 from cpc.checkpoints.store import state_dict_cpu
-from cpc.config import Config
 from cpc.data.registry import build_model
-from cpc.errors import CheckpointError, ConfigError, UnsafeCheckpointError
+from cpc.errors import CheckpointError
 from cpc.models.cpc import CPCModel
 
 #: What :func:`from_pretrained` passes on to ``hf_hub_download``.
@@ -179,20 +177,12 @@ def from_pretrained(model_id: str | Path, **hub: Any) -> CPCModel:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; it holds the config the model needs")
     config = _read_config(path)
-    try:
-        modality = config["model"].get("modality", "audio")
-        model_config = Config.from_dict(
-            {"model": dict(config["model"]), "data": {"kind": modality}}, saved=True
-        )
-        # Names and shapes against the weights' header before anything is allocated:
-        # config.json alone must not decide how much memory is taken.
-        check_weights(weights, model_config.model)
-    except ConfigError as err:
-        raise CheckpointError(f"{model_id}: bad model config: {err}") from None
-    except UnsafeCheckpointError as err:
-        raise CheckpointError(str(err)) from None
-    except OSError as err:
-        raise CheckpointError(f"{weights}: cannot read ({err.strerror or err})") from None
+    modality = config["model"].get("modality", "audio")
+    # Names and shapes against the weights' header before anything is allocated:
+    # config.json alone must not decide how much memory is taken.
+    model_config = config_matching_weights(
+        {"model": dict(config["model"]), "data": {"kind": modality}}, weights, model_id
+    )
     model = build_model(model_config.model)
     load_weights(model, weights)
     model.hub_config = config

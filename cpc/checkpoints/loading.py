@@ -257,13 +257,27 @@ def checked_config(path: str | Path) -> tuple[Config, dict[str, Any]]:
     meta = read_meta(path)
     if not isinstance(meta["config"], dict):
         raise CheckpointError(f"{meta_path}: 'config' is not a mapping")
+    return config_matching_weights(meta["config"], weights, meta_path), meta
+
+
+def config_matching_weights(data: dict[str, Any], weights: Path, where: str | Path) -> Config:
+    """A saved config, validated and matched with its weight file's header.
+
+    Nothing is allocated: the model the config describes is built on the meta device and
+    its tensor names and shapes compared with the safetensors header.
+
+    Raises:
+        CheckpointError: A bad config (named by ``where``), weights that do not match it,
+            or an unreadable weight file.
+
+    """
     try:
-        config = Config.from_dict(meta["config"], saved=True)
+        config = Config.from_dict(data, saved=True)
         check_weights(weights, config.model)
     except ConfigError as err:
-        raise CheckpointError(f"{meta_path}: bad config: {err}") from None
+        raise CheckpointError(f"{where}: bad config: {err}") from None
     except UnsafeCheckpointError as err:
         raise CheckpointError(str(err)) from None
     except OSError as err:
-        raise CheckpointError(f"{weights}: cannot read ({err.strerror})") from None
-    return config, meta
+        raise CheckpointError(f"{weights}: cannot read ({err.strerror or err})") from None
+    return config
