@@ -303,6 +303,18 @@ class Recipe:
     def check(self, config: Config) -> None:
         """Cross-check the config before any data is read; raise ConfigError."""
 
+    def shortest_item(self, config: Config) -> tuple[int, str] | None:
+        """The shortest training item (length along the prediction axis, path) when the
+        recipe fits its model to the data (:meth:`fitted`); None: it does not.
+        """
+        return None
+
+    def fitted(self, config: Config, length: int) -> list[str]:
+        """Config overrides that fit the model to items of ``length`` (see
+        :func:`cpc.data.validate.fit_to_data`).
+        """
+        raise NotImplementedError
+
     def datasets(self, config: Config, min_length: int) -> DataSplits:
         """Training and validation sets of a run (``min_length``: the model's shortest input)."""
         raise NotImplementedError

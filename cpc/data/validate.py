@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from cpc.config import Config
+from cpc.config import Config, apply_overrides
 from cpc.data.registry import check_model, get_recipe
 from cpc.errors import ConfigError
 
@@ -47,6 +47,38 @@ def check_geometry(config: Config) -> None:
             f"{model.offsets[0]}..{k_max} (model.k_min, model.num_offsets) need at least "
             f"{k_max + 1}: make data.{key} larger or use fewer offsets"
         )
+
+
+def fit_to_data(config: Config) -> tuple[Config, str | None]:
+    """``config`` with its model fitted to the shortest training item, when needed.
+
+    A recipe that fits (signals, with ``data.fit=true``, the default) names its shortest training
+    item; when the configured encoder gives that item no target for the largest
+    offset, the recipe's :meth:`~cpc.data.recipe.Recipe.fitted` overrides replace the
+    encoder, window and offsets. Items that fit change nothing.
+
+    Returns:
+        The config to train, and the line to log (None: unchanged).
+
+    """
+    recipe = get_recipe(config.model.modality)
+    shortest = recipe.shortest_item(config)
+    if shortest is None:
+        return config, None
+    length, path = shortest
+    model = check_model(config.model)
+    window = min(length, int(config.data.to_dict()[recipe.length_field]))
+    steps = int(model.encoder.output_lengths(torch.tensor([window]))[0])
+    if steps > max(model.offsets):
+        return config, None
+    overrides = recipe.fitted(config, length)
+    fitted = Config.from_dict(apply_overrides(config.to_dict(), overrides))
+    return fitted, (
+        f"data.fit: the shortest training series ({path}) has {length} "
+        f"{recipe.length_unit}, which gives the configured encoder {max(steps, 0)} step(s) "
+        f"for offsets up to {max(model.offsets)}; using {' '.join(overrides)} "
+        "(data.fit=false keeps the config as given)"
+    )
 
 
 def check_runnable(config: Config) -> None:

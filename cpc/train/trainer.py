@@ -61,7 +61,7 @@ from cpc.checkpoints.store import (
 from cpc.config import Config, ConfigError
 from cpc.data.registry import build_model
 from cpc.data.seeds import mix_seed
-from cpc.data.validate import check_runnable
+from cpc.data.validate import check_runnable, fit_to_data
 from cpc.errors import OutputError
 from cpc.train import distributed
 from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
@@ -187,6 +187,9 @@ def train(
             nothing of it is left and the older checkpoints are intact.
 
     """
+    config, fitted = fit_to_data(config)
+    if fitted:
+        logger.info("%s", fitted)
     check_runnable(config)
     info = distributed.setup(config.run.device)
     try:

@@ -15,6 +15,7 @@ from cpc.data.signals import (
     ChannelStats,
     Normalize,
     SignalFileDataset,
+    SignalSource,
     SignalWindowDataset,
     signal_records,
 )
@@ -45,6 +46,11 @@ class SignalData:
     """Per-channel z-score per file or over the training set."""
     rate: float | None = ranged(_RATE)
     """Resample to this rate (Hz) using the file's time stamps."""
+    fit: bool = True
+    """When the shortest training series gives the encoder too few steps for
+    the largest offset, choose ``model.kernels``, ``model.strides``,
+    ``model.num_offsets`` and ``data.window`` from its length (:func:`fit_series`) and
+    log the choice; series that fit change nothing. False: use the config as given."""
 
 
 @dataclass
@@ -127,6 +133,20 @@ class SignalRecipe(SequenceRecipe):
                 f"model.in_channels={in_channels} but data.channels lists "
                 f"{len(channels)}: {channels}"
             )
+
+    def shortest_item(self, config: Config) -> tuple[int, str] | None:
+        data, own = config.data, config.data.fields_as(SignalData)
+        if not own.fit:
+            return None
+        records = signal_records(data.train, group_from=data.group_from, fmt=data.format)
+        source = SignalSource(records, own.channels, "none", own.rate, strict=data.strict)
+        if not source.lengths:
+            return None  # no usable series: the training set reports why
+        index = min(range(len(source.lengths)), key=source.lengths.__getitem__)
+        return source.lengths[index], source.paths[index]
+
+    def fitted(self, config: Config, length: int) -> list[str]:
+        return fit_series(length).overrides()
 
     def datasets(self, config: Config, min_length: int) -> DataSplits:
         data, own = config.data, config.data.fields_as(SignalData)
