@@ -84,6 +84,13 @@ class NonFiniteLossError(CPCError, RuntimeError):
     """The loss became NaN or infinite; training stopped without saving that step."""
 
 
+class PeerLostError(CPCError, RuntimeError):
+    """Another process of a distributed run died or became unreachable mid-collective.
+
+    This process stopped cleanly; the message names the last checkpoint to resume from.
+    """
+
+
 class OutputError(CPCError, OSError):
     """An output that could not be written (a full disk, a read-only place): the message
     names the path and, for a full disk, the space free and needed. Nothing half-written

@@ -103,6 +103,7 @@ class RunLock:
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.fsync(fd)  # other nodes of a distributed run read it (trainer._check_shared)
         self._fd = fd
 
     def _lock_file(self) -> int:

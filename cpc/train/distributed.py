@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "barrier",
     "gather_objects",
     "is_main",
+    "lost_peer",
     "rank",
     "resolve_device",
     "setup",
@@ -110,6 +112,31 @@ def setup(device: str = "auto") -> DistInfo:
     info = DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, target, True)
     logger.info("rank %d of %d on %s (%s)", info.rank, info.world_size, target, backend)
     return info
+
+
+#: Words of the messages a collective fails with when another process is gone (Gloo,
+#: NCCL, the TCP store): the peer died, its node went away, or it stopped answering.
+_LOST_WORDS = ("connection", "broken pipe", "timed out", "timeout", "socket", "gloo", "nccl")
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` is a collective that failed because another process is gone.
+
+    ``torch.distributed``'s own errors (``DistError``: backend, network, store) always
+    are; a plain ``RuntimeError`` is when its message is a transport's (Gloo raises
+    ``RuntimeError: [.../pair.cc:538] Read error ...: Connection reset by peer``).
+    """
+    if isinstance(err, dist.DistError):
+        return True
+    text = str(err).lower()
+    return type(err) is RuntimeError and any(word in text for word in _LOST_WORDS)
+
+
+def cause_of(err: BaseException) -> str:
+    """The first line of a collective's error, without the C++ source location."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    text = re.sub(r"\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\]\s*", "", lines[0])
+    return text[:200]
 
 
 def teardown(info: DistInfo) -> None:

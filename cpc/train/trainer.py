@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ import torch
 import yaml
 from torch import nn
 
-from cpc.checkpoints.lock import RunLock
+from cpc.checkpoints.lock import LOCK_NAME, RunLock
 from cpc.checkpoints.store import (
     TrainState,
     latest_checkpoint,
@@ -62,7 +63,7 @@ from cpc.config import Config, ConfigError
 from cpc.data.registry import build_model
 from cpc.data.seeds import mix_seed
 from cpc.data.validate import check_runnable, fit_to_data
-from cpc.errors import OutputError
+from cpc.errors import CPCError, OutputError, PeerLostError
 from cpc.train import distributed
 from cpc.train.loaders import TrainData, build_data, make_loader, skip_summary
 from cpc.train.metrics import RunLog
@@ -196,8 +197,29 @@ def train(
         catch = STOP_SIGNALS if stop_signals else ()
         with _locked(config.run.out_dir, info), StopSignals(catch) as stop:
             return _train(config, info, on_step, stop)
+    except Exception as err:
+        if info.world_size > 1 and not isinstance(err, CPCError) and distributed.lost_peer(err):
+            raise _peer_lost(config, info, err) from None
+        raise
     finally:
         distributed.teardown(info)
+
+
+def _peer_lost(config: Config, info: distributed.DistInfo, err: Exception) -> PeerLostError:
+    """The one line a rank says when another rank died under it (instead of a traceback).
+
+    The rank that failed says why itself (its error, or nothing after a ``kill -9``);
+    every other rank, blocked in a collective with it, says this.
+    """
+    latest = latest_checkpoint(config.run.out_dir)
+    where = latest if latest is not None else "none yet (the run starts over)"
+    return PeerLostError(
+        f"rank {info.rank} of {info.world_size} on {socket.gethostname()} stopped: another "
+        f"process of this run died or became unreachable ({distributed.cause_of(err)}); "
+        "its own node's output says why. Last checkpoint: "
+        f"{where}; the same command resumes from it (torchrun --max-restarts N restarts "
+        "every node by itself)"
+    )
 
 
 @contextlib.contextmanager
@@ -215,10 +237,44 @@ def _locked(out_dir: str, info: distributed.DistInfo) -> Iterator[None]:
     if error is not None:
         raise error
     try:
+        if info.world_size > 1:
+            _check_shared(out_dir, lock)
         yield
     finally:
         if lock is not None:
             lock.release()
+
+
+def _check_shared(out_dir: str, lock: RunLock | None) -> None:
+    """Every rank must see rank 0's lock file in ``out_dir`` (one folder on a shared FS).
+
+    Every rank reads the checkpoints to resume (after a stop, a crash or an elastic
+    restart), so a ``run.out_dir`` that is a node-local folder would let the nodes resume
+    from different steps and drift apart or hang; it is refused at the start instead.
+    """
+    path = Path(out_dir) / LOCK_NAME
+    token = distributed.gather_objects(_read_text(path) if lock is not None else None)[0]
+    for _ in range(10):  # a network file system may show the file a moment late
+        blind = _read_text(path) != token
+        if not blind:
+            break
+        time.sleep(0.5)
+    ranks = [r for r, b in enumerate(distributed.gather_objects(blind)) if b]
+    if ranks:
+        raise ConfigError(
+            f"run.out_dir={out_dir} is not one folder shared by every node: rank(s) "
+            f"{', '.join(map(str, ranks))} do not see rank 0's lock file there. Every rank "
+            "reads the checkpoints to resume: put run.out_dir on a file system all nodes "
+            "share (NFS, Lustre, ...)"
+        )
+
+
+def _read_text(path: Path) -> str | None:
+    """A small file's text, or None when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _resume(
@@ -244,9 +300,9 @@ def _resume(
         aside = set_aside(path) if info.is_main else path
         logger.warning("skipped checkpoint %s: %s; set aside as %s", path.name, reason, aside.name)
     latest = ckpt.path
-    saved = ckpt.meta.get("config", {})
-    for section in ("model", "data"):
-        now = getattr(config, section).__dict__
+    saved, current = ckpt.meta.get("config", {}), config.to_dict()
+    for section in ("model", "data"):  # both as plain JSON values (lists, not tuples)
+        now = current.get(section, {})
         changed = sorted(k for k, v in saved.get(section, {}).items() if now.get(k) != v)
         if changed:
             logger.warning("resuming with changed %s settings: %s", section, changed)
@@ -444,10 +500,17 @@ def _loop(run: Run, on_step: StepHook | None, stop: StopSignals) -> None:
     if _stop_signal(run, stop):  # before the first step: nothing new to save
         return
     while True:
+        start = run.state.batch_in_epoch
         for micro in _groups(_epoch_loader(run), run.config.optim.accumulate):
             _step(run, micro)
             if _after_step(run, on_step, stop):
                 return
+        if start == run.state.batch_in_epoch == 0:  # would spin; the others wait
+            raise ConfigError(
+                f"rank {run.info.rank}: a whole epoch of its data gave fewer than "
+                f"optim.accumulate={run.config.optim.accumulate} batches (streamed shards: "
+                "fewer shards than processes x data.num_workers?): add shards or lower them"
+            )
         run.state.epoch += 1  # the epoch ran out of batches
         run.state.batch_in_epoch = 0
         run.state.loaders = None
