@@ -212,12 +212,15 @@ def _peer_lost(config: Config, info: distributed.DistInfo, err: Exception) -> Pe
     every other rank, blocked in a collective with it, says this.
     """
     latest = latest_checkpoint(config.run.out_dir)
-    where = latest if latest is not None else "none yet (the run starts over)"
+    then = (
+        f"Last checkpoint: {latest}; the same command resumes from it"
+        if latest is not None
+        else "No checkpoint yet: the same command starts over"
+    )
     return PeerLostError(
         f"rank {info.rank} of {info.world_size} on {socket.gethostname()} stopped: another "
         f"process of this run died or became unreachable ({distributed.cause_of(err)}); "
-        "its own node's output says why. Last checkpoint: "
-        f"{where}; the same command resumes from it (torchrun --max-restarts N restarts "
+        f"its own node's output says why. {then} (torchrun --max-restarts N restarts "
         "every node by itself)"
     )
 

@@ -217,3 +217,29 @@ def test_an_out_dir_that_the_nodes_do_not_share_is_refused_at_the_start(tmp_path
         said = [line for line in node.stderr.splitlines() if "error:" in line]
         assert len(said) == 1 and "is not one folder shared by every node" in said[0], said
     assert not any((tmp_path / f"node{n}" / "checkpoints").exists() for n in (0, 1))
+
+
+@pytest.mark.parametrize("count", [3, 1])
+def test_streamed_shards_split_unequally_across_nodes_do_not_hang(tmp_path, count):
+    """3 shards: rank 0 streams 2, rank 1 one (fewer batches an epoch), and both train
+    on through their epochs; 1 shard: rank 1 has none, says so, and both stop.
+    """
+    wds = pytest.importorskip("webdataset")
+    files = sorted(write_wavs(tmp_path / "wavs", count=9).rglob("*.wav"))
+    for s in range(count):
+        with wds.TarWriter(str(tmp_path / f"shard-{s}.tar")) as sink:
+            for f in files[s::count]:
+                sink.write({"__key__": f.stem, "wav": f.read_bytes()})
+    pattern = f"file://{tmp_path}/shard-{{0..{count - 1}}}.tar"
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.json", config_for(pattern, out, "optim.max_steps=6"))
+    nodes = launch_nodes(tmp_path, [config, config])
+    if count == 3:
+        for node in nodes:
+            assert node.returncode == 0, node.stderr[-3000:]
+        assert json.loads((out / "summary.json").read_text())["step"] == 6
+        return
+    said = [line for n in nodes for line in n.stderr.splitlines() if "error:" in line]
+    print("\n".join(said))
+    assert len(said) == 2, said  # the empty rank says why, the other that it stopped
+    assert any("rank 1: a whole epoch of its data gave fewer than" in line for line in said)
