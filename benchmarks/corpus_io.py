@@ -40,6 +40,7 @@ size through ``python -m benchmarks.run --only corpus_io``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -51,7 +52,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-
 import torch
 
 from benchmarks.common import ROOT, MatmulProbe, machine_info, median, pick_device
@@ -223,7 +223,7 @@ def _loader_run(data: Any, workers: int, batches: int, warmup: int) -> dict[str,
         stamps.append(time.perf_counter())
     memory = _worker_memory() if workers else []
     del batches_in, loader  # the workers exit
-    per_batch = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    per_batch = [b - a for a, b in itertools.pairwise(stamps)]
     return {
         "workers": workers,
         "first_batch_s": first_s,
@@ -290,12 +290,16 @@ def corpus_io(
     cache: Path = DEFAULT_CACHE,
     batches: int = 40,
     warmup: int = 5,
+    isolate: bool = True,
 ) -> dict[str, Any]:
-    """The section: the corpus (written once), then each storage in its own process."""
+    """The section: the corpus (written once), then each storage in its own process
+    (``isolate=False``: in this one, whose memory then is not the storage's own).
+    """
     corpus = ensure_corpus(cache, files)
+    measure_one = _measure_in_subprocess if isolate else measure
     rows = []
     for storage in STORAGES:
-        row = _measure_in_subprocess(corpus["sources"][storage], batches, warmup)
+        row = measure_one(corpus["sources"][storage], batches, warmup)
         row["storage"] = storage
         for run in row["runs"]:
             run["share_of_step"] = run["batch_s"] / step_time_s

@@ -7,7 +7,8 @@ from benchmarks.report import _table
 
 
 def test_the_section_measures_every_storage_and_reuses_its_corpus(tmp_path):
-    result = corpus_io.corpus_io(2.0, files=50, cache=tmp_path, batches=3, warmup=1)
+    # in this process (a fresh process per storage costs 10-30 s of imports here) ...
+    result = corpus_io.corpus_io(2.0, files=50, cache=tmp_path, batches=3, warmup=1, isolate=False)
     corpus = result["corpus"]
     assert not corpus["reused"] and corpus["files"] == 50
     assert set(corpus["write_s"]) == set(corpus_io.STORAGES)
@@ -37,3 +38,7 @@ def test_the_section_measures_every_storage_and_reuses_its_corpus(tmp_path):
     assert text.count("| folder |") == text.count("| fairseq |") == 1
     again = corpus_io.ensure_corpus(tmp_path, 50)
     assert again["reused"] and again["sources"] == corpus["sources"]
+    # ... and once in a fresh process, as benchmarks.run measures
+    alone = corpus_io._measure_in_subprocess(corpus["sources"]["fairseq"], 2, 0)
+    assert alone["items"] == result["rows"][1]["items"]
+    assert [len(r["worker_memory"]) for r in alone["runs"]] == [0, 2]

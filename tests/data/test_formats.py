@@ -234,9 +234,7 @@ def test_hf_audio_bytes_decode_without_torchcodec(tmp_path, wavs):
     assert info["features"]["audio"]["_type"] == "Audio"
 
 
-def test_fairseq_counts_are_the_training_lengths_and_no_header_is_read(
-    tmp_path, wavs, monkeypatch
-):
+def test_fairseq_counts_are_the_training_lengths_and_no_header_is_read(tmp_path, wavs, monkeypatch):
     # the manifest exists so that 100,000 headers are not read at startup (benchmarks/
     # corpus_io.py): training windows take its counts; strict mode and extraction probe
     tsv = Path(write_fairseq(wavs, tmp_path))
