@@ -36,6 +36,7 @@ SECTION_KEYS = (
     "threads",
     "precision",
     "loop",
+    "corpus_io",
 )
 
 

@@ -3,6 +3,7 @@
     python -m benchmarks.run        # full run: 10-12 minutes on 2 idle cores
     python -m benchmarks.run --only precision loop   # some sections, merged into the file
     python -m benchmarks.run --quick --out /tmp/bench   # smoke run, a few minutes
+    python -m benchmarks.run --only corpus_io --corpus-files 2000   # corpus I/O, smaller
 
 Results go to ``<out>/<machine>.json`` and ``<out>/<machine>.md``, where ``<machine>``
 is the CPU model (the GPU's on CUDA) as a slug, and ``<out>/RESULTS.md`` sets every
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import corpus_io as corpus_bench
 from benchmarks import limits as limits_bench
 from benchmarks import loop as loop_bench
 from benchmarks import precision as precision_bench
@@ -48,6 +50,7 @@ SECTIONS = (
     "scaling",
     "threads",
     "loop",
+    "corpus_io",
 )
 
 METHOD_NOTES = """
@@ -96,6 +99,13 @@ def _parse() -> argparse.Namespace:
         help="steps of the loop section (below 500: validation and checkpoints every "
         "half of them, as often per step as 500 steps of the preset or more)",
     )
+    parser.add_argument(
+        "--corpus-files",
+        type=int,
+        default=100_000,
+        help="files of the corpus_io section (written once into --corpus-cache)",
+    )
+    parser.add_argument("--corpus-cache", type=Path, default=corpus_bench.DEFAULT_CACHE)
     return parser.parse_args()
 
 
@@ -227,6 +237,19 @@ def main() -> None:
         )
         _say(f"loop {[round(r['ratio'], 3) for r in results['loop']['rows']]}", start)
 
+    def section_corpus_io() -> None:
+        step_time = next(
+            (r["time_s"] for r in results.get("steps", []) if r["workload"] == "paper"),
+            None,
+        )
+        if step_time is None:  # the steps section's own timing of the paper step
+            step_time = bench_workload(paper, probe, 1 if quick else 3, memory=False)["time_s"]
+        files = min(args.corpus_files, 500) if quick else args.corpus_files
+        results["corpus_io"] = corpus_bench.corpus_io(
+            step_time, files, args.corpus_cache, batches=10 if quick else 40
+        )
+        _say(corpus_bench.target_row(results["corpus_io"])["measured"], start)
+
     runners = {
         "steps": section_steps,
         "limits": section_limits,
@@ -239,6 +262,7 @@ def main() -> None:
         "scaling": section_scaling,
         "threads": section_threads,
         "loop": section_loop,
+        "corpus_io": section_corpus_io,
     }
     cpu_only = {"threads", "loop"}
     targets: list[dict[str, Any]] = []
@@ -279,6 +303,8 @@ def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         results["targets"].append(precision_bench.target_row(results["precision"]))
     if "loop" in results:
         results["targets"].append(loop_bench.target_row(results["loop"]))
+    if "corpus_io" in results:
+        results["targets"].append(corpus_bench.target_row(results["corpus_io"]))
     results["targets"] += limits_bench.target_rows(results.get("limits"), results.get("overhead"))
     results["plots"] = plots(results, out, prefix=f"{key}-")
     notes = METHOD_NOTES
@@ -290,6 +316,8 @@ def write_results(results: dict[str, Any], out: Path) -> list[dict[str, Any]]:
         extra += precision_bench.markdown(results["precision"], _table)
     if "loop" in results:
         extra += loop_bench.markdown(results["loop"], _table)
+    if "corpus_io" in results:
+        extra += corpus_bench.markdown(results["corpus_io"], _table)
     extra += limits_bench.markdown(results.get("limits"), results.get("overhead"), _table)
     path.write_text(json.dumps(results, indent=1) + "\n")
     (out / f"{key}.md").write_text(markdown(results, notes, extra))

@@ -17,6 +17,8 @@ Windows and whole files are the shared :mod:`cpc.data.windows` data sets over
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -109,12 +111,15 @@ def read_audio(
 
     """
     try:
-        info = sf.info(path)
-        source_rate = int(info.samplerate)
-        # Where the two rates' grids meet before the stretch (at most a second of audio
-        # earlier), with filter context on each side: equals the whole file's slice.
-        span = source_span(int(info.frames), source_rate, sample_rate, offset, frames)
-        data, _ = sf.read(path, start=span.start, stop=span.stop, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:  # opened once: header, seek and read
+            source_rate = int(f.samplerate)
+            # Where the two rates' grids meet before the stretch (at most a second of
+            # audio earlier), with filter context on each side: equals the whole file's
+            # slice.
+            span = source_span(int(f.frames), source_rate, sample_rate, offset, frames)
+            start, stop, _ = slice(span.start, span.stop).indices(int(f.frames))
+            f.seek(start)  # clipped to the file as sf.read clips it
+            data = f.read(max(0, stop - start), dtype="float32", always_2d=True)
     except _SOUNDFILE_ERRORS as err:
         raise DataError(path, f"unreadable: {err}") from err
     mono = np.ascontiguousarray(data.mean(axis=1, dtype=np.float32))
@@ -136,6 +141,11 @@ class AudioSource(FileSource):
         min_length: Files shorter than this many target-rate samples are skipped.
         strict: Raise on the first unusable file.
         skip_below: See :class:`~cpc.data.windows.FileSource`.
+        listed_lengths: Take a file's length from its record when the listing gives
+            one (:attr:`~cpc.data.records.Record.samples`: a fairseq manifest's
+            ``num_samples``) instead of opening the file to read its header; the file is
+            still checked to exist and be non-empty. A file that then fails to decode is
+            reported when a window reads it. Training windows set it (unless strict).
 
     """
 
@@ -146,10 +156,11 @@ class AudioSource(FileSource):
         min_length: int = 1,
         strict: bool = False,
         skip_below: int | None = None,
+        listed_lengths: bool = False,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        self.sample_rate = sample_rate
+        self.sample_rate, self.listed_lengths = sample_rate, listed_lengths
         name = str(records) if isinstance(records, str | Path) else None
         listed = audio_records(records) if isinstance(records, str | Path) else records
         # Records are named uniquely (a file, or a toolkit's id); a clip is read from
@@ -163,18 +174,26 @@ class AudioSource(FileSource):
         record = self._by_name[path]
         if not is_plain(record):
             return probe_clip(record, self.sample_rate), None
-        file = Path(path)
-        if not file.is_file():
+        try:  # one stat (a Path's is_file and stat cost three, and parsing)
+            found = os.stat(path)
+        except OSError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
             raise DataError(path, "missing: no such file")
-        if file.stat().st_size == 0:
+        if found.st_size == 0:
             raise DataError(path, "empty: zero-byte file")
-        try:
-            info = sf.info(path)
+        if self.listed_lengths and record.samples is not None:
+            if record.samples <= 0:
+                raise DataError(path, "empty: the manifest lists 0 samples")
+            return record.samples, None
+        try:  # the header only (sf.info also formats names and extra info: twice as slow)
+            with sf.SoundFile(path) as f:
+                source_frames, source_rate = int(f.frames), int(f.samplerate)
         except _SOUNDFILE_ERRORS as err:
             raise DataError(path, f"unreadable: {err}") from err
-        if info.frames <= 0 or info.samplerate <= 0:
+        if source_frames <= 0 or source_rate <= 0:
             raise DataError(path, "empty: no audio frames")
-        return resampled_length(int(info.frames), int(info.samplerate), self.sample_rate), None
+        return resampled_length(source_frames, source_rate, self.sample_rate), None
 
     def read(self, index: int, offset: int = 0, frames: int | None = None) -> torch.Tensor:
         """Mono samples ``[offset, offset + frames)`` of item ``index`` (:func:`read_audio`,
@@ -183,7 +202,11 @@ class AudioSource(FileSource):
         record = self.records[index]
         if not is_plain(record):
             return read_clip(record, self.sample_rate, offset, frames)
-        return read_audio(self.paths[index], self.sample_rate, offset, frames)
+        x = read_audio(self.paths[index], self.sample_rate, offset, frames)
+        if x.shape[0] == 0 and frames != 0 and record.samples is not None:
+            why = f"shorter than listed: no samples from {offset} on ({record.samples} listed)"
+            raise DataError(self.paths[index], why)
+        return x
 
 
 class AudioWindowDataset(WindowDataset):
@@ -219,7 +242,9 @@ class AudioWindowDataset(WindowDataset):
         augment: Augment | None = None,
     ) -> None:
         skip_below = short_clip_limit(window, short_clips)
-        source = AudioSource(records, sample_rate, min_length, strict, skip_below)
+        source = AudioSource(
+            records, sample_rate, min_length, strict, skip_below, listed_lengths=not strict
+        )
         super().__init__(source, window, cover=cover, seed=seed, strict=strict, augment=augment)
 
 

@@ -47,6 +47,9 @@ class Record:
             locator of :mod:`cpc.data.formats.clips`. None: ``path`` is the file.
         start: First second of the segment read from that recording.
         end: Second where the segment ends; None: the end of the recording.
+        samples: The file's length in samples as its listing gives it (a fairseq
+            manifest's ``num_samples``, at the model's rate as wav2vec manifests are);
+            training windows use it instead of reading the file's header. None: unknown.
 
     """
 
@@ -58,6 +61,7 @@ class Record:
     audio: str | None = None
     start: float = 0.0
     end: float | None = None
+    samples: int | None = None
 
 
 def group_rule(

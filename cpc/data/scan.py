@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,14 @@ def _why_not_a_file(path: Path) -> str | None:
     return None
 
 
+def _regular(path: str) -> bool:
+    """Whether ``path`` is a regular file (links followed): one stat, the common case."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def scan_folder(folder: str | Path, extensions: Iterable[str]) -> Scan:
     """Every regular file under ``folder`` whose suffix is wanted, and what was not.
 
@@ -77,10 +86,10 @@ def scan_folder(folder: str | Path, extensions: Iterable[str]) -> Scan:
             continue
         seen.add(real)
         for name in [*names, *dirs]:
-            path = Path(top) / name
-            if path.suffix.lower() not in wanted:
+            if os.path.splitext(name)[1].lower() not in wanted:  # no Path per entry
                 continue
-            why = _why_not_a_file(path)
+            path = Path(top, name)
+            why = None if _regular(os.path.join(top, name)) else _why_not_a_file(path)
             if why is None:
                 scan.files.append(path)
             else:

@@ -232,3 +232,32 @@ def test_hf_audio_bytes_decode_without_torchcodec(tmp_path, wavs):
     assert torch.equal(data[3]["x"], expected) and data[3]["path"] == "utt3"
     info = json.loads((Path(folder) / "dataset_info.json").read_text())
     assert info["features"]["audio"]["_type"] == "Audio"
+
+
+def test_fairseq_counts_are_the_training_lengths_and_no_header_is_read(tmp_path, wavs, monkeypatch):
+    # the manifest exists so that 100,000 headers are not read at startup (benchmarks/
+    # corpus_io.py): training windows take its counts; strict mode and extraction probe
+    tsv = Path(write_fairseq(wavs, tmp_path))
+    lines = tsv.read_text().splitlines()
+    root, first = lines[0], lines[1].split("\t")
+    lines[1] = f"{first[0]}\t{int(first[1]) + 16000}"  # one count longer than the file
+    tsv.write_text("\n".join([root, *lines[1:]]) + "\n")
+    true = [sf.info(p).frames for p, _ in wavs]
+    opened = []
+    real = sf.SoundFile
+
+    def counting(*args, **kwargs):
+        opened.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sf, "SoundFile", counting)
+    data = AudioWindowDataset(str(tsv), 16000, 1024)
+    assert opened == []  # not one header read
+    assert data.source.lengths == [true[0] + 16000, *true[1:]]
+    assert AudioWindowDataset(str(tsv), 16000, 1024, strict=True).source.lengths == true
+    assert AudioFileDataset(str(tsv), 16000).source.lengths == true
+    # a window past the real end of the over-counted file is an error (the window data
+    # set reports it and reads the next item), not an empty window
+    with pytest.raises(DataError, match="shorter than listed"):
+        data.source.read(0, true[0] + 100, 1024)
+    assert data.source.read(0, 0, 1024).shape == (1024,)
