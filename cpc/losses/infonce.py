@@ -40,7 +40,9 @@ repeated frame of silence) is a legitimate negative: exclusion is by index, not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -50,7 +52,7 @@ from torch import Tensor, nn
 from cpc.losses.gather import gather_pool
 
 NegativeMode = Literal["batch", "sequence", "mixed", "all"]
-ScoreStrategy = Literal["auto", "gather", "matmul"]
+ScoreStrategy = Literal["auto", "gather", "matmul", "sequence"]
 NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "mixed", "all")
 #: ``strategy="auto"`` scores against the whole pool when it holds at most this many
 #: times as many latents as an anchor has candidates (see ``InfoNCE._score_candidates``).
@@ -58,7 +60,7 @@ NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "mixed", "all")
 #: strategies cost the same near 256 negatives (a ratio of 3.8) and "matmul" was twice
 #: as fast at 512 (ratio 1.9).
 MATMUL_POOL_RATIO = 3
-SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul")
+SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul", "sequence")
 
 
 @dataclass
@@ -266,6 +268,31 @@ class _ScoreSampled(torch.autograd.Function):
         return d_q, d_pool, None, None
 
 
+def _score_own_sequence(pred: Tensor, z: Tensor, layout: Layout, candidates: Tensor) -> Tensor:
+    """Scores of each anchor's predictions against candidates from its own sequence.
+
+    One batched product per sequence, ``(s p k, d) @ (d, s p)``: every prediction
+    against every latent of its sequence, then the anchors' rows and their candidates'
+    columns are picked. Only for candidates that all lie in the anchor's own sequence
+    (``negatives="sequence"``): a pool index ``i`` of sequence ``j`` is the latent
+    ``i - seq_start`` of that sequence, because the valid steps are a prefix. Larger
+    products than ``"gather"``'s per-anchor ``(k, d) @ (d, c)``, and no gathered
+    ``(a, c, d)`` negatives forward or scattered gradient backward.
+
+    Shape:
+        pred: (b, s, p, k, d); z: (b, s, p, d); candidates: (a, c) pool indices
+        (entries outside the anchor's sequence must be masked by the caller)
+        -> (a, k, c)
+    """
+    b, s, p, k, d = pred.shape
+    length = s * p
+    # key: per sequence, (s p k) predictions x (s p) latents
+    scores = torch.bmm(pred.reshape(b, length * k, d), z.reshape(b, length, d).transpose(1, 2))
+    scores = scores.view(b * length, k, length).index_select(0, layout.anchors)  # (a, k, s p)
+    local = (candidates - layout.seq_start[:, None]).clamp(min=0, max=length - 1)
+    return scores.gather(2, local[:, None, :].expand(-1, k, -1))
+
+
 class InfoNCE(nn.Module):
     """InfoNCE over ``num_offsets`` prediction offsets ``k_min .. k_min + num_offsets - 1``.
 
@@ -290,7 +317,10 @@ class InfoNCE(nn.Module):
         strategy: how sampled negatives are scored. ``"gather"`` gathers the ``(a, n, d)``
             negatives and scores every offset against them with one batched product;
             ``"matmul"`` scores every prediction against the whole pool with one matrix
-            product and gathers the ``(a, k, n)`` scores. ``"auto"`` picks by cost.
+            product and gathers the ``(a, k, n)`` scores; ``"sequence"`` (only with
+            ``negatives="sequence"``, whose candidates all lie in the anchor's own
+            sequence) scores every prediction against its own sequence's latents, one
+            product per sequence, and gathers. ``"auto"`` picks by cost.
         max_redraws: redraw rounds for negatives that collide with a positive.
         chunk_elements: ``"gather"`` works on chunks of anchors whose gathered negatives
             hold about this many values (the default, 2**21, is 8 MB in float32: it stays
@@ -390,28 +420,31 @@ class InfoNCE(nn.Module):
                 f"no loss term: the longest sequence has {longest} steps, but predicting "
                 f"offset k_min={self.k_min} needs at least {self.k_min + 1}"
             )
-        # index_select rather than advanced indexing: its backward is a fast index_add_.
-        z_flat = z.reshape(b * s * p, d)
-        pool = z_flat.index_select(0, layout.pool)  # (m, d)
-        pool_all, pool_offset = pool, 0
-        if self.gather_distributed and self.negatives != "sequence":
-            pool_all, pool_offset = gather_pool(pool)
-        q = pred.reshape(b * s * p, self.num_offsets, d)
-        q = q.index_select(0, layout.anchors)  # (a, k, d)
-
         if self.negatives == "all":
+            q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
             # key: a anchors, k offsets, d features, m pool -> (a, k, m) logits
             logits = torch.einsum("akd,md->akm", q, pool_all) / self.temperature
             target = layout.targets + pool_offset
             return self._reduce(logits, target, layout.valid, None)
 
+        k = self.num_offsets
+        n = self.num_negatives if candidates is None else candidates.shape[1]
+        score: Callable[[Tensor], Tensor]
+        if self._per_sequence(s * p, k + n):
+            # no pool, no gathered queries: one product per sequence (own draws only)
+            score = partial(_score_own_sequence, pred, z, layout)
+            pool_size, pool_offset = layout.pool.numel(), 0
+        else:
+            q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
+            score = partial(self._score_candidates, q, pool_all)
+            pool_size = pool_all.shape[0]
         if candidates is None:
             with torch.no_grad():
                 candidates = sample_candidates(
                     layout,
                     self.num_negatives,
                     self.negatives,
-                    pool_all.shape[0],
+                    pool_size,
                     pool_offset,
                     generator,
                     self.max_redraws,
@@ -422,19 +455,53 @@ class InfoNCE(nn.Module):
         # negatives; the other offsets' positives are masked, so each term is the softmax
         # over {z+} ∪ negatives exactly. Scoring k extra columns costs k/n more products
         # and saves a separate (a, k, d) gather and product for the positives.
-        k, n = self.num_offsets, candidates.shape[1]
         own = layout.targets + pool_offset  # (a, k)
-        scores = self._score_candidates(q, pool_all, torch.cat([own, candidates.clamp(min=0)], 1))
+        scores = score(torch.cat([own, candidates.clamp(min=0)], 1))
         other_offsets = ~torch.eye(k, dtype=torch.bool, device=z.device)  # (k, k)
         masked = torch.cat(
             [
-                other_offsets.expand(q.shape[0], k, k),
+                other_offsets.expand(layout.anchors.numel(), k, k),
                 (candidates < 0)[:, None, :].expand(-1, k, n),  # draws that kept colliding
             ],
             -1,
         )  # (a, k, k + n)
         target = torch.arange(k, device=z.device).expand_as(layout.targets)
         return self._reduce(scores / self.temperature, target, layout.valid, masked)
+
+    def _queries_and_pool(
+        self, pred: Tensor, z: Tensor, layout: Layout
+    ) -> tuple[Tensor, Tensor, int]:
+        """The anchors' predictions, the pool (every process's, if gathered), its offset.
+
+        Shape:
+            pred: (b, s, p, k, d); z: (b, s, p, d) -> q (a, k, d), pool (m, d)
+        """
+        b, s, p, d = z.shape
+        # index_select rather than advanced indexing: its backward is a fast index_add_.
+        pool = z.reshape(b * s * p, d).index_select(0, layout.pool)  # (m, d)
+        pool_all, pool_offset = pool, 0
+        if self.gather_distributed and self.negatives != "sequence":
+            pool_all, pool_offset = gather_pool(pool)
+        q = pred.reshape(b * s * p, self.num_offsets, d).index_select(0, layout.anchors)
+        return q, pool_all, pool_offset
+
+    def _per_sequence(self, sequence: int, c: int) -> bool:
+        """Whether candidates are scored against their own sequence (``"sequence"``).
+
+        ``sequence`` latents per sequence (``s * p``), ``c`` candidates per anchor. As
+        ``"matmul"`` against the whole pool, the product against the anchor's own
+        sequence wins while the sequence is short next to the candidate list (the
+        threshold is measured in benchmarks/; see docs/performance.md).
+        """
+        if self.strategy == "sequence":
+            if self.negatives != "sequence":
+                raise ValueError(
+                    "strategy='sequence' scores against the anchor's own sequence and needs "
+                    f"negatives='sequence', got negatives={self.negatives!r}"
+                )
+            return True
+        auto = self.strategy == "auto" and self.negatives == "sequence"
+        return auto and sequence <= MATMUL_POOL_RATIO * c
 
     def _score_candidates(self, q: Tensor, pool: Tensor, candidates: Tensor) -> Tensor:
         """Scores of every offset's prediction against the anchor's candidates.
