@@ -74,6 +74,10 @@ class Layout:
             the term is invalid; see ``valid``).
         valid: (a, k) whether the term (anchor, offset) exists.
         seq_start, seq_count: (a,) the pool range of the anchor's own sequence.
+        target_stride: when the valid targets of every anchor are ``targets[:, 0] +
+            j * target_stride`` for ``j`` below their count (as :func:`build_layout`
+            makes them: consecutive offsets, ``p`` positions apart), that stride; it
+            lets a draw be checked against the positives by arithmetic. None: compare.
     """
 
     pool: Tensor
@@ -82,6 +86,7 @@ class Layout:
     valid: Tensor
     seq_start: Tensor
     seq_count: Tensor
+    target_stride: int | None = None
 
 
 @dataclass
@@ -115,13 +120,17 @@ def step_mask(lengths: Tensor | None, b: int, s: int, device: torch.device) -> T
     return steps[None, :] < lengths.to(device)[:, None]
 
 
-def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor) -> Layout:
+def build_layout(
+    lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor, consecutive: bool = False
+) -> Layout:
     """Index the anchors, their positives and their sequence's pool range.
 
     Args:
         lengths: (b,) valid steps along ``s`` per sequence, or None.
         b, s, p: the latent grid.
         offsets: (k,) the prediction offsets, increasing.
+        consecutive: the offsets are consecutive integers (as InfoNCE's): the layout
+            then records its ``target_stride`` (reading them would wait for the device).
 
     """
     device = offsets.device
@@ -145,7 +154,8 @@ def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor
 
     counts = seq_len * p
     starts = torch.cumsum(counts, 0) - counts
-    return Layout(pool, anchors, targets, valid, starts[a_seq], counts[a_seq])
+    stride = p if consecutive else None
+    return Layout(pool, anchors, targets, valid, starts[a_seq], counts[a_seq], stride)
 
 
 def sample_candidates(
@@ -191,18 +201,38 @@ def sample_candidates(
             return own
         return torch.where(from_own, own, (u * pool_size).long().clamp(max=pool_size - 1))
 
+    hits = _positive_hits(layout, positives, pool_offset)
     rows = torch.arange(a, device=device)
     idx = draw(rows)
     for _ in range(max_redraws):
-        # (a, n, k) comparison: the draws that hit one of the anchor's own targets.
-        hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
+        hit = hits(idx)
         bad_rows = hit.any(1).nonzero().squeeze(1)  # one wait for the device per round
         if bad_rows.numel() == 0:
             return idx
         fresh = draw(bad_rows)
         idx[bad_rows] = torch.where(hit[bad_rows], fresh, idx[bad_rows])
-    hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
-    return idx.masked_fill(hit, -1)
+    return idx.masked_fill(hits(idx), -1)
+
+
+def _positive_hits(
+    layout: Layout, positives: Tensor, pool_offset: int
+) -> Callable[[Tensor], Tensor]:
+    """A function: (a, n) draws -> (a, n) whether each is one of its anchor's positives."""
+    stride = layout.target_stride
+    if stride is None:
+        # (a, n, k) comparison against every target
+        return lambda idx: (idx[:, :, None] == positives[:, None, :]).any(-1)
+    # the positives are first, first + stride, ... (count of them): one range test per
+    # draw instead of k comparisons
+    first = (layout.targets[:, 0] + pool_offset)[:, None]
+    span = (layout.valid.sum(1) * stride)[:, None]
+
+    def hits(idx: Tensor) -> Tensor:
+        delta = idx - first
+        hit = (delta >= 0) & (delta < span)
+        return hit if stride == 1 else hit & (delta % stride == 0)
+
+    return hits
 
 
 class _ScoreSampled(torch.autograd.Function):
@@ -413,7 +443,7 @@ class InfoNCE(nn.Module):
             )
         # made on the device (torch.tensor would build it on the host and copy it over)
         offsets = torch.arange(self.k_min, self.k_min + self.num_offsets, device=z.device)
-        layout = build_layout(lengths, b, s, p, offsets)
+        layout = build_layout(lengths, b, s, p, offsets, consecutive=True)
         if layout.anchors.numel() == 0:
             longest = s if lengths is None else int(lengths.max())
             raise ValueError(
