@@ -459,15 +459,7 @@ class InfoNCE(nn.Module):
 
         k = self.num_offsets
         n = self.num_negatives if candidates is None else candidates.shape[1]
-        score: Callable[[Tensor], Tensor]
-        if self._per_sequence(s * p, k + n):
-            # no pool, no gathered queries: one product per sequence (own draws only)
-            score = partial(_score_own_sequence, pred, z, layout)
-            pool_size, pool_offset = layout.pool.numel(), 0
-        else:
-            q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
-            score = partial(self._score_candidates, q, pool_all)
-            pool_size = pool_all.shape[0]
+        score, pool_size, pool_offset = self._scorer(pred, z, layout, k + n)
         if candidates is None:
             with torch.no_grad():
                 candidates = sample_candidates(
@@ -497,6 +489,17 @@ class InfoNCE(nn.Module):
         )  # (a, k, k + n)
         target = torch.arange(k, device=z.device).expand_as(layout.targets)
         return self._reduce(scores / self.temperature, target, layout.valid, masked)
+
+    def _scorer(
+        self, pred: Tensor, z: Tensor, layout: Layout, c: int
+    ) -> tuple[Callable[[Tensor], Tensor], int, int]:
+        """How ``c`` candidates per anchor are scored: (a, c) -> (a, k, c); pool size, offset."""
+        _, s, p, _ = z.shape
+        if self._per_sequence(s * p, c):
+            # no pool, no gathered queries: one product per sequence (own draws only)
+            return partial(_score_own_sequence, pred, z, layout), layout.pool.numel(), 0
+        q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
+        return partial(self._score_candidates, q, pool_all), pool_all.shape[0], pool_offset
 
     def _queries_and_pool(
         self, pred: Tensor, z: Tensor, layout: Layout

@@ -242,17 +242,11 @@ def test_range_test_of_positives_equals_comparing_every_target(p, mode, pool_off
     slow = build_layout(lengths, 4, 9, p, offsets)
     assert fast.target_stride == p and slow.target_stride is None
     pool_size = int(fast.pool.numel()) + pool_offset
+    kwargs = {"max_redraws": 2, "num_sequence": 10}
     got, want = (
         sample_candidates(
-            layout,
-            24,
-            mode,
-            pool_size,
-            pool_offset,
-            torch.Generator().manual_seed(7),
-            max_redraws=2,
-            num_sequence=10,
-        )  # fmt: skip
+            layout, 24, mode, pool_size, pool_offset, torch.Generator().manual_seed(7), **kwargs
+        )
         for layout in (fast, slow)
     )
     assert torch.equal(got, want)
