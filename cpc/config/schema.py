@@ -284,7 +284,9 @@ class RunConfig:
     where the device's bf16 products run at least 1.5x its float32 products (measured
     once per machine and cached), else fp32; a resumed run keeps its first choice."""
     compile: bool = False
-    """torch.compile the model (no gain measured on CPU for conv+GRU models)."""
+    """torch.compile the model. Off by default: on CPU it made the small preset's step
+    slower (0.64x) after minutes of compiling (docs/performance.md). Without a C++
+    compiler on a CPU the run warns once and trains eagerly."""
     log_every: int = 10
     val_every: int = 500
     val_batches: int = 20

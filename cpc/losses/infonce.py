@@ -40,7 +40,9 @@ repeated frame of silence) is a legitimate negative: exclusion is by index, not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -50,7 +52,7 @@ from torch import Tensor, nn
 from cpc.losses.gather import gather_pool
 
 NegativeMode = Literal["batch", "sequence", "mixed", "all"]
-ScoreStrategy = Literal["auto", "gather", "matmul"]
+ScoreStrategy = Literal["auto", "gather", "matmul", "sequence"]
 NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "mixed", "all")
 #: ``strategy="auto"`` scores against the whole pool when it holds at most this many
 #: times as many latents as an anchor has candidates (see ``InfoNCE._score_candidates``).
@@ -58,7 +60,7 @@ NEGATIVE_MODES: tuple[str, ...] = ("batch", "sequence", "mixed", "all")
 #: strategies cost the same near 256 negatives (a ratio of 3.8) and "matmul" was twice
 #: as fast at 512 (ratio 1.9).
 MATMUL_POOL_RATIO = 3
-SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul")
+SCORE_STRATEGIES: tuple[str, ...] = ("auto", "gather", "matmul", "sequence")
 
 
 @dataclass
@@ -72,6 +74,10 @@ class Layout:
             the term is invalid; see ``valid``).
         valid: (a, k) whether the term (anchor, offset) exists.
         seq_start, seq_count: (a,) the pool range of the anchor's own sequence.
+        target_stride: when the valid targets of every anchor are ``targets[:, 0] +
+            j * target_stride`` for ``j`` below their count (as :func:`build_layout`
+            makes them: consecutive offsets, ``p`` positions apart), that stride; it
+            lets a draw be checked against the positives by arithmetic. None: compare.
     """
 
     pool: Tensor
@@ -80,6 +86,7 @@ class Layout:
     valid: Tensor
     seq_start: Tensor
     seq_count: Tensor
+    target_stride: int | None = None
 
 
 @dataclass
@@ -113,13 +120,17 @@ def step_mask(lengths: Tensor | None, b: int, s: int, device: torch.device) -> T
     return steps[None, :] < lengths.to(device)[:, None]
 
 
-def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor) -> Layout:
+def build_layout(
+    lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor, consecutive: bool = False
+) -> Layout:
     """Index the anchors, their positives and their sequence's pool range.
 
     Args:
         lengths: (b,) valid steps along ``s`` per sequence, or None.
         b, s, p: the latent grid.
         offsets: (k,) the prediction offsets, increasing.
+        consecutive: the offsets are consecutive integers (as InfoNCE's): the layout
+            then records its ``target_stride`` (reading them would wait for the device).
 
     """
     device = offsets.device
@@ -143,7 +154,8 @@ def build_layout(lengths: Tensor | None, b: int, s: int, p: int, offsets: Tensor
 
     counts = seq_len * p
     starts = torch.cumsum(counts, 0) - counts
-    return Layout(pool, anchors, targets, valid, starts[a_seq], counts[a_seq])
+    stride = p if consecutive else None
+    return Layout(pool, anchors, targets, valid, starts[a_seq], counts[a_seq], stride)
 
 
 def sample_candidates(
@@ -189,18 +201,38 @@ def sample_candidates(
             return own
         return torch.where(from_own, own, (u * pool_size).long().clamp(max=pool_size - 1))
 
+    hits = _positive_hits(layout, positives, pool_offset)
     rows = torch.arange(a, device=device)
     idx = draw(rows)
     for _ in range(max_redraws):
-        # (a, n, k) comparison: the draws that hit one of the anchor's own targets.
-        hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
+        hit = hits(idx)
         bad_rows = hit.any(1).nonzero().squeeze(1)  # one wait for the device per round
         if bad_rows.numel() == 0:
             return idx
         fresh = draw(bad_rows)
         idx[bad_rows] = torch.where(hit[bad_rows], fresh, idx[bad_rows])
-    hit = (idx[:, :, None] == positives[:, None, :]).any(-1)
-    return idx.masked_fill(hit, -1)
+    return idx.masked_fill(hits(idx), -1)
+
+
+def _positive_hits(
+    layout: Layout, positives: Tensor, pool_offset: int
+) -> Callable[[Tensor], Tensor]:
+    """A function: (a, n) draws -> (a, n) whether each is one of its anchor's positives."""
+    stride = layout.target_stride
+    if stride is None:
+        # (a, n, k) comparison against every target
+        return lambda idx: (idx[:, :, None] == positives[:, None, :]).any(-1)
+    # the positives are first, first + stride, ... (count of them): one range test per
+    # draw instead of k comparisons
+    first = (layout.targets[:, 0] + pool_offset)[:, None]
+    span = (layout.valid.sum(1) * stride)[:, None]
+
+    def hits(idx: Tensor) -> Tensor:
+        delta = idx - first
+        hit = (delta >= 0) & (delta < span)
+        return hit if stride == 1 else hit & (delta % stride == 0)
+
+    return hits
 
 
 class _ScoreSampled(torch.autograd.Function):
@@ -266,6 +298,31 @@ class _ScoreSampled(torch.autograd.Function):
         return d_q, d_pool, None, None
 
 
+def _score_own_sequence(pred: Tensor, z: Tensor, layout: Layout, candidates: Tensor) -> Tensor:
+    """Scores of each anchor's predictions against candidates from its own sequence.
+
+    One batched product per sequence, ``(s p k, d) @ (d, s p)``: every prediction
+    against every latent of its sequence, then the anchors' rows and their candidates'
+    columns are picked. Only for candidates that all lie in the anchor's own sequence
+    (``negatives="sequence"``): a pool index ``i`` of sequence ``j`` is the latent
+    ``i - seq_start`` of that sequence, because the valid steps are a prefix. Larger
+    products than ``"gather"``'s per-anchor ``(k, d) @ (d, c)``, and no gathered
+    ``(a, c, d)`` negatives forward or scattered gradient backward.
+
+    Shape:
+        pred: (b, s, p, k, d); z: (b, s, p, d); candidates: (a, c) pool indices
+        (entries outside the anchor's sequence must be masked by the caller)
+        -> (a, k, c)
+    """
+    b, s, p, k, d = pred.shape
+    length = s * p
+    # key: per sequence, (s p k) predictions x (s p) latents
+    scores = torch.bmm(pred.reshape(b, length * k, d), z.reshape(b, length, d).transpose(1, 2))
+    scores = scores.view(b * length, k, length).index_select(0, layout.anchors)  # (a, k, s p)
+    local = (candidates - layout.seq_start[:, None]).clamp(min=0, max=length - 1)
+    return scores.gather(2, local[:, None, :].expand(-1, k, -1))
+
+
 class InfoNCE(nn.Module):
     """InfoNCE over ``num_offsets`` prediction offsets ``k_min .. k_min + num_offsets - 1``.
 
@@ -290,7 +347,10 @@ class InfoNCE(nn.Module):
         strategy: how sampled negatives are scored. ``"gather"`` gathers the ``(a, n, d)``
             negatives and scores every offset against them with one batched product;
             ``"matmul"`` scores every prediction against the whole pool with one matrix
-            product and gathers the ``(a, k, n)`` scores. ``"auto"`` picks by cost.
+            product and gathers the ``(a, k, n)`` scores; ``"sequence"`` (only with
+            ``negatives="sequence"``, whose candidates all lie in the anchor's own
+            sequence) scores every prediction against its own sequence's latents, one
+            product per sequence, and gathers. ``"auto"`` picks by cost.
         max_redraws: redraw rounds for negatives that collide with a positive.
         chunk_elements: ``"gather"`` works on chunks of anchors whose gathered negatives
             hold about this many values (the default, 2**21, is 8 MB in float32: it stays
@@ -383,35 +443,30 @@ class InfoNCE(nn.Module):
             )
         # made on the device (torch.tensor would build it on the host and copy it over)
         offsets = torch.arange(self.k_min, self.k_min + self.num_offsets, device=z.device)
-        layout = build_layout(lengths, b, s, p, offsets)
+        layout = build_layout(lengths, b, s, p, offsets, consecutive=True)
         if layout.anchors.numel() == 0:
             longest = s if lengths is None else int(lengths.max())
             raise ValueError(
                 f"no loss term: the longest sequence has {longest} steps, but predicting "
                 f"offset k_min={self.k_min} needs at least {self.k_min + 1}"
             )
-        # index_select rather than advanced indexing: its backward is a fast index_add_.
-        z_flat = z.reshape(b * s * p, d)
-        pool = z_flat.index_select(0, layout.pool)  # (m, d)
-        pool_all, pool_offset = pool, 0
-        if self.gather_distributed and self.negatives != "sequence":
-            pool_all, pool_offset = gather_pool(pool)
-        q = pred.reshape(b * s * p, self.num_offsets, d)
-        q = q.index_select(0, layout.anchors)  # (a, k, d)
-
         if self.negatives == "all":
+            q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
             # key: a anchors, k offsets, d features, m pool -> (a, k, m) logits
             logits = torch.einsum("akd,md->akm", q, pool_all) / self.temperature
             target = layout.targets + pool_offset
             return self._reduce(logits, target, layout.valid, None)
 
+        k = self.num_offsets
+        n = self.num_negatives if candidates is None else candidates.shape[1]
+        score, pool_size, pool_offset = self._scorer(pred, z, layout, k + n)
         if candidates is None:
             with torch.no_grad():
                 candidates = sample_candidates(
                     layout,
                     self.num_negatives,
                     self.negatives,
-                    pool_all.shape[0],
+                    pool_size,
                     pool_offset,
                     generator,
                     self.max_redraws,
@@ -422,19 +477,64 @@ class InfoNCE(nn.Module):
         # negatives; the other offsets' positives are masked, so each term is the softmax
         # over {z+} ∪ negatives exactly. Scoring k extra columns costs k/n more products
         # and saves a separate (a, k, d) gather and product for the positives.
-        k, n = self.num_offsets, candidates.shape[1]
         own = layout.targets + pool_offset  # (a, k)
-        scores = self._score_candidates(q, pool_all, torch.cat([own, candidates.clamp(min=0)], 1))
+        scores = score(torch.cat([own, candidates.clamp(min=0)], 1))
         other_offsets = ~torch.eye(k, dtype=torch.bool, device=z.device)  # (k, k)
         masked = torch.cat(
             [
-                other_offsets.expand(q.shape[0], k, k),
+                other_offsets.expand(layout.anchors.numel(), k, k),
                 (candidates < 0)[:, None, :].expand(-1, k, n),  # draws that kept colliding
             ],
             -1,
         )  # (a, k, k + n)
         target = torch.arange(k, device=z.device).expand_as(layout.targets)
         return self._reduce(scores / self.temperature, target, layout.valid, masked)
+
+    def _scorer(
+        self, pred: Tensor, z: Tensor, layout: Layout, c: int
+    ) -> tuple[Callable[[Tensor], Tensor], int, int]:
+        """How ``c`` candidates per anchor are scored: (a, c) -> (a, k, c); pool size, offset."""
+        _, s, p, _ = z.shape
+        if self._per_sequence(s * p, c):
+            # no pool, no gathered queries: one product per sequence (own draws only)
+            return partial(_score_own_sequence, pred, z, layout), layout.pool.numel(), 0
+        q, pool_all, pool_offset = self._queries_and_pool(pred, z, layout)
+        return partial(self._score_candidates, q, pool_all), pool_all.shape[0], pool_offset
+
+    def _queries_and_pool(
+        self, pred: Tensor, z: Tensor, layout: Layout
+    ) -> tuple[Tensor, Tensor, int]:
+        """The anchors' predictions, the pool (every process's, if gathered), its offset.
+
+        Shape:
+            pred: (b, s, p, k, d); z: (b, s, p, d) -> q (a, k, d), pool (m, d)
+        """
+        b, s, p, d = z.shape
+        # index_select rather than advanced indexing: its backward is a fast index_add_.
+        pool = z.reshape(b * s * p, d).index_select(0, layout.pool)  # (m, d)
+        pool_all, pool_offset = pool, 0
+        if self.gather_distributed and self.negatives != "sequence":
+            pool_all, pool_offset = gather_pool(pool)
+        q = pred.reshape(b * s * p, self.num_offsets, d).index_select(0, layout.anchors)
+        return q, pool_all, pool_offset
+
+    def _per_sequence(self, sequence: int, c: int) -> bool:
+        """Whether candidates are scored against their own sequence (``"sequence"``).
+
+        ``sequence`` latents per sequence (``s * p``), ``c`` candidates per anchor. As
+        ``"matmul"`` against the whole pool, the product against the anchor's own
+        sequence wins while the sequence is short next to the candidate list (the
+        threshold is measured in benchmarks/; see docs/performance.md).
+        """
+        if self.strategy == "sequence":
+            if self.negatives != "sequence":
+                raise ValueError(
+                    "strategy='sequence' scores against the anchor's own sequence and needs "
+                    f"negatives='sequence', got negatives={self.negatives!r}"
+                )
+            return True
+        auto = self.strategy == "auto" and self.negatives == "sequence"
+        return auto and sequence <= MATMUL_POOL_RATIO * c
 
     def _score_candidates(self, q: Tensor, pool: Tensor, candidates: Tensor) -> Tensor:
         """Scores of every offset's prediction against the anchor's candidates.

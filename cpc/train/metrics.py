@@ -251,24 +251,27 @@ class RunLog:
         self._reset()
 
     def _reset(self) -> None:
-        self._loss, self._count, self._items, self._samples = 0.0, 0, 0.0, 0.0
-        self._acc: torch.Tensor | None = None
+        self._count, self._items, self._samples = 0, 0.0, 0.0
+        # loss then accuracy per offset, summed where they were computed: reading them
+        # here would wait for the device at every micro-batch; step() reads them once
+        # per logged step
+        self._sums: torch.Tensor | None = None
 
     def add(self, loss: torch.Tensor, accuracy: torch.Tensor, items: int, samples: int) -> None:
         """Count one micro-batch: its loss (), accuracy (k,), items and input samples."""
-        self._loss += float(loss)
-        self._acc = accuracy.detach().float().cpu() + (0 if self._acc is None else self._acc)
+        row = torch.cat([loss.detach().float().reshape(1), accuracy.detach().float().reshape(-1)])
+        self._sums = row if self._sums is None else self._sums + row
         self._count += 1
         self._items += items
         self._samples += samples
 
     def step(self, step: int, lr: float, emit: bool) -> None:
         """One optimiser step done; write a ``train`` record if ``emit``."""
-        if emit and self._acc is not None:
-            sums = torch.tensor([self._loss, self._count, self._items, self._samples])
-            sums = torch.cat([sums, self._acc.double()]).to(self.device)
+        if emit and self._sums is not None:
+            counts = torch.tensor([self._count, self._items, self._samples], dtype=torch.float64)
+            sums = torch.cat([counts.to(self.device), self._sums.to(self.device, torch.float64)])
             sums = distributed.all_reduce(sums, "sum").cpu()
-            loss, count, items, samples = (float(v) for v in sums[:4])
+            count, items, samples, loss = (float(v) for v in sums[:4])
             self.meter.add(items, samples)
             items_s, samples_s = self.meter.rates()
             record: dict[str, Any] = {

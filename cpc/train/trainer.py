@@ -35,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -364,8 +366,29 @@ def _wrap(
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         net = ddp
     if compile_model:
-        net = torch.compile(net)  # type: ignore[assignment]
+        net = compile_or_eager(net, info.device)
     return net, ddp
+
+
+#: What inductor needs on a CPU to build its kernels.
+CXX_COMPILERS = ("c++", "g++", "clang++")
+
+
+def compile_or_eager(net: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile(net)``, or ``net`` itself with one warning when it cannot compile.
+
+    Inductor builds C++ kernels for a CPU: without a C++ compiler the first step would
+    fail deep inside torch, so the run goes on eagerly instead. (On this project's
+    measurements ``run.compile`` made CPU steps slower and took minutes to compile:
+    docs/performance.md.)
+    """
+    if device.type == "cpu":
+        cxx = os.environ.get("CXX")
+        found = [c for c in ((cxx,) if cxx else CXX_COMPILERS) if shutil.which(c)]
+        if not found:
+            logger.warning("run.compile: no C++ compiler found (CXX, c++, g++): running eagerly")
+            return net
+    return torch.compile(net)  # type: ignore[return-value]
 
 
 def _epoch_loader(run: Run) -> Any:

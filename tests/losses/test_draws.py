@@ -20,7 +20,7 @@ import math
 import pytest
 import torch
 
-from cpc.losses.infonce import InfoNCE, Layout, sample_candidates
+from cpc.losses.infonce import InfoNCE, Layout, build_layout, sample_candidates
 
 
 def reference_layout(lengths, s, p, offsets):
@@ -227,3 +227,27 @@ def test_draws_are_offset_to_where_this_process_pool_starts_in_the_gathered_pool
 def test_repr_names_the_offsets_and_negatives():
     text = repr(InfoNCE(3, k_min=2, num_negatives=7, negatives="sequence", temperature=0.5))
     assert "offsets=2..4, negatives='sequence', num_negatives=7, temperature=0.5" in text
+
+
+@pytest.mark.parametrize("p", [1, 3])
+@pytest.mark.parametrize("mode", ["batch", "sequence", "mixed"])
+@pytest.mark.parametrize("pool_offset", [0, 5])
+def test_range_test_of_positives_equals_comparing_every_target(p, mode, pool_offset):
+    # InfoNCE's layouts know their positives are evenly spaced and test draws against
+    # that range; the generic layout compares with every target. Same draws, same
+    # redraws, same -1s (tiny sequences of 2 and 3 steps keep colliding).
+    offsets = torch.arange(1, 5)
+    lengths = torch.tensor([9, 3, 2, 7])
+    fast = build_layout(lengths, 4, 9, p, offsets, consecutive=True)
+    slow = build_layout(lengths, 4, 9, p, offsets)
+    assert fast.target_stride == p and slow.target_stride is None
+    pool_size = int(fast.pool.numel()) + pool_offset
+    kwargs = {"max_redraws": 2, "num_sequence": 10}
+    got, want = (
+        sample_candidates(
+            layout, 24, mode, pool_size, pool_offset, torch.Generator().manual_seed(7), **kwargs
+        )
+        for layout in (fast, slow)
+    )
+    assert torch.equal(got, want)
+    assert mode == "batch" or (want == -1).any()  # own draws: collisions exercised

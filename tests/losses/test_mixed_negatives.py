@@ -47,13 +47,14 @@ def test_mixed_draws_match_the_slow_reference(n_own):
 
 @pytest.mark.parametrize(("fraction", "same_as"), [(0.0, "batch"), (1.0, "sequence")])
 def test_the_extremes_are_the_batch_and_sequence_draws(fraction, same_as):
-    lengths, z = torch.tensor([9, 6, 4]), torch.randn(3, 9, 1, 8)
-    pred = torch.randn(3, 9, 1, 3, 8)
+    lengths, z = torch.tensor([9, 6, 4]), torch.randn(3, 9, 1, 8, dtype=torch.float64)
+    pred = torch.randn(3, 9, 1, 3, 8, dtype=torch.float64)
     mixed = InfoNCE(3, num_negatives=16, negatives="mixed", sequence_fraction=fraction)
     other = InfoNCE(3, num_negatives=16, negatives=same_as)
     a = mixed(pred, z, lengths, generator=torch.Generator().manual_seed(1))
     b = other(pred, z, lengths, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a.loss, b.loss)
+    # the same draws; "sequence" may score them with its own product (rounding only)
+    torch.testing.assert_close(a.loss, b.loss, rtol=1e-12, atol=0)
 
 
 def test_the_batch_share_of_the_draws_leaves_the_sequence_at_the_expected_rate():
